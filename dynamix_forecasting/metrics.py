@@ -1,0 +1,3 @@
+def geometrical_misalignment(*a): pass
+def mase(*a): pass
+def temporal_misalignment(*a): pass

@@ -1,0 +1,405 @@
+"""DynaMixPipeline: zero-shot forecasts from raw context series.
+
+The pipeline runs every step of the published forecasting recipe for each series: optional
+non-stationary transforms, standardization, embedding up to the model's ``N`` channels, the
+initial condition, one batched rollout for all series and samples, and the inverse transforms.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .checkpoint import DEFAULT_MODEL, load_model
+from .inputs import SeriesBatch, as_series_batch
+from .model import DynaMix
+from .preprocessing import (
+    EMBEDDINGS,
+    NonstationaryTransform,
+    complete_initial_condition,
+    embed,
+    min_context_length,
+    standardization,
+)
+from .rollout import rollout
+
+# A standardized series whose forecast leaves this multiple of its context's range counts as diverged.
+DIVERGENCE_FACTOR = 10.0
+
+
+class DivergenceWarning(RuntimeWarning):
+    """A forecast left the range of its context by far, or became non-finite."""
+
+
+@dataclass
+class _Prepared:
+    """One series after preprocessing, with what is needed to invert it."""
+
+    embedded: np.ndarray
+    x0: np.ndarray
+    n_data: int
+    mean: np.ndarray | None = None
+    std: np.ndarray | None = None
+    nonstationary: NonstationaryTransform | None = None
+    constant: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    constant_values: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+
+def _check_horizon(horizon: Any) -> int:
+    if isinstance(horizon, bool) or not isinstance(horizon, int | np.integer):
+        raise TypeError(f"horizon must be a positive int, got {type(horizon).__name__} {horizon!r}.")
+    if horizon <= 0:
+        raise ValueError(f"horizon must be a positive int, got {horizon}.")
+    return int(horizon)
+
+
+def quantiles(samples: np.ndarray | torch.Tensor, q: Any = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9), axis: int = 0):
+    """Quantile forecasts from sample paths.
+
+    Parameters
+    ----------
+    samples : numpy.ndarray or torch.Tensor
+        Sample forecasts with the samples along ``axis`` (``forecast(..., num_samples=K)`` puts them first).
+    q : float or sequence of float
+        Quantile levels in ``[0, 1]``.
+    axis : int, default 0
+        The samples axis.
+
+    Returns
+    -------
+    numpy.ndarray or torch.Tensor
+        Quantiles stacked along a new leading axis (dropped for a scalar ``q``).
+    """
+    levels = np.asarray(q, dtype=np.float64)
+    if np.any((levels < 0) | (levels > 1)):
+        raise ValueError(f"Quantile levels must lie in [0, 1], got {levels.tolist()}.")
+    if isinstance(samples, torch.Tensor):
+        return torch.quantile(samples, torch.as_tensor(levels, dtype=samples.dtype, device=samples.device), dim=axis)
+    return np.quantile(np.asarray(samples), levels, axis=axis)
+
+
+class DynaMixPipeline:
+    """Forecast dynamical systems and time series zero-shot with a DynaMix model.
+
+    Parameters
+    ----------
+    model : DynaMix
+        A loaded model (see :func:`dynamix_forecasting.load_model`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from dynamix_forecasting import DynaMix, DynaMixConfig, DynaMixPipeline
+    >>> pipeline = DynaMixPipeline(DynaMix(DynaMixConfig(M=8, N=3, Experts=2, P=1)))
+    >>> t = np.linspace(0, 20, 200)
+    >>> pipeline.forecast(np.sin(t)[:, None], horizon=5, seed=0).shape
+    (5, 1)
+    """
+
+    def __init__(self, model: DynaMix) -> None:
+        if not isinstance(model, DynaMix):
+            raise TypeError(f"DynaMixPipeline needs a DynaMix model, got {type(model).__name__}.")
+        self.model = model.eval()
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str | os.PathLike[str] = DEFAULT_MODEL, **kwargs: Any) -> DynaMixPipeline:
+        """Load a model with :func:`~dynamix_forecasting.load_model` and wrap it."""
+        return cls(load_model(name_or_path, **kwargs))
+
+    @property
+    def device(self) -> torch.device:
+        """Device of the model's parameters."""
+        return self.model.B.device
+
+    def _prepare(
+        self,
+        series: np.ndarray,
+        initial_x: np.ndarray | None,
+        method: str,
+        standardize: bool,
+        fit_nonstationary: bool,
+        rng: np.random.Generator,
+        stats: tuple[np.ndarray, np.ndarray] | None = None,
+    ) -> _Prepared:
+        n_model = self.model.N
+        ptp = np.ptp(series, axis=0)
+        constant = ptp == 0
+        prep = _Prepared(series, np.zeros(n_model), series.shape[1], constant=constant, constant_values=series[0].copy())
+        # The model runs in float32; the context enters it as float32, as in the published pipeline.
+        data = series.astype(np.float32)
+        if fit_nonstationary:
+            prep.nonstationary, data = NonstationaryTransform.fit_transform(data)
+        if standardize:
+            prep.mean, prep.std = stats if stats is not None else standardization(data)
+            data = (data - prep.mean) / prep.std
+        embedded = embed(data, n_model, method, rng)
+        if embedded.shape[0] < 2:
+            raise ValueError(
+                f"A context of {series.shape[0]} points leaves {embedded.shape[0]} frame(s) after {method}; "
+                f"DynaMix needs at least 2. Pass a longer context (at least "
+                f"{min_context_length(series.shape[1], n_model, method)} points) or use preprocessing_method='zero_embedding'."
+            )
+        prep.embedded = embedded
+        if initial_x is None:
+            prep.x0 = embedded[-1]
+        else:
+            x = initial_x.astype(np.float32)
+            if standardize:
+                x = (x - prep.mean) / (prep.std + 1e-8)
+            prep.x0 = x if x.shape[0] == n_model else complete_initial_condition(x, embedded)
+        return prep
+
+    def _initial_x_rows(self, initial_x: Any, batch: SeriesBatch, split: bool) -> list[np.ndarray | None]:
+        n_series, n_data = len(batch.series), batch.n_channels
+        if initial_x is None:
+            return [None] * (n_series * (n_data if split else 1))
+        arr = np.asarray(initial_x.detach().cpu() if isinstance(initial_x, torch.Tensor) else initial_x, dtype=np.float64)
+        if arr.ndim == 1:
+            arr = np.broadcast_to(arr, (n_series, arr.shape[0]))
+        if arr.ndim != 2 or arr.shape != (n_series, n_data):
+            raise ValueError(
+                f"initial_x has shape {np.shape(initial_x)}; expected ({n_data},) or ({n_series}, {n_data}) "
+                "(one value per data channel, optionally per series)."
+            )
+        if not np.isfinite(arr).all():
+            raise ValueError("initial_x contains NaN/inf values; pass finite initial values.")
+        if split:
+            return [arr[s, f : f + 1] for s in range(n_series) for f in range(n_data)]
+        return [arr[s] for s in range(n_series)]
+
+    def forecast(
+        self,
+        context: Any,
+        horizon: int,
+        *,
+        preprocessing_method: str = "pos_embedding",
+        standardize: bool = True,
+        fit_nonstationary: bool = False,
+        initial_x: Any = None,
+        num_samples: int = 1,
+        seed: int | None = None,
+        noise: bool = True,
+        divergence_guard: float | None = None,
+        batch_size: int | None = None,
+        progress: bool = False,
+        exact: bool | None = None,
+    ) -> np.ndarray | torch.Tensor:
+        """Forecast ``horizon`` steps ahead of each context series.
+
+        Parameters
+        ----------
+        context : array-like
+            ``(T,)``, ``(T, F)`` or ``(T, S, F)`` numpy array, torch tensor or pandas object, or a
+            list of ``(T_i, F)`` series of unequal lengths (each then keeps its whole context).
+        horizon : int
+            Number of steps to forecast.
+        preprocessing_method : str, default "pos_embedding"
+            How ``F < N`` channels are lifted to the model's ``N``: ``"pos_embedding"``,
+            ``"delay_embedding"``, ``"delay_embedding_random"`` or ``"zero_embedding"``.
+        standardize : bool, default True
+            Standardize each channel with the context's mean and std.
+        fit_nonstationary : bool, default False
+            Box-Cox and power-law detrend each channel first (for trending series).
+        initial_x : array-like, optional
+            Initial condition ``(F,)`` or ``(S, F)`` in data units instead of the last context
+            value; with fewer entries than ``N`` the rest comes from the nearest context frame.
+        num_samples : int, default 1
+            Number of sample paths per series (independent gating-noise draws, one batched rollout).
+        seed : int, optional
+            Seed for the noise (and random delays); the global torch RNG is not touched.
+        noise : bool, default True
+            Gating noise as in the published model; False gives the deterministic forecast.
+        divergence_guard : float, optional
+            Bound every latent entry to this multiple of the context's largest absolute
+            standardized value, so a diverging series stays finite. Off by default (exact model).
+        batch_size : int, optional
+            Roll out at most this many (series x samples) rows at a time to bound memory.
+        progress : bool, default False
+            Show a progress bar over the rollout.
+        exact : bool, optional
+            Run the reference step, which repeats the published implementation's float32 arithmetic
+            operation for operation (bit-identical deterministic forecasts), instead of the fused fast
+            step (equal maths, different rounding order). Default: exact when ``noise=False``.
+
+        Returns
+        -------
+        numpy.ndarray or torch.Tensor
+            ``(H, F)`` for a single series, ``(H, S, F)`` for several (``(H,)`` for 1-D input), with
+            a leading samples axis when ``num_samples > 1``. A tensor for tensor input.
+
+        Warns
+        -----
+        DivergenceWarning
+            If a forecast becomes non-finite or leaves ten times its context's range.
+        UserWarning
+            If ``F > N`` and channels are forecast one by one.
+        """
+        horizon = _check_horizon(horizon)
+        if preprocessing_method not in EMBEDDINGS:
+            raise ValueError(f"Unknown preprocessing_method {preprocessing_method!r}; choose one of {EMBEDDINGS}.")
+        if isinstance(num_samples, bool) or not isinstance(num_samples, int | np.integer) or num_samples < 1:
+            raise ValueError(f"num_samples must be a positive int, got {num_samples!r}.")
+        if initial_x is not None and fit_nonstationary:
+            raise ValueError(
+                "initial_x cannot be combined with fit_nonstationary=True: the non-stationary transforms are "
+                "defined on the context's time axis. Drop initial_x or set fit_nonstationary=False."
+            )
+        if divergence_guard is not None and not divergence_guard > 0:
+            raise ValueError(f"divergence_guard must be a positive float or None, got {divergence_guard!r}.")
+        if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
+            raise ValueError(f"batch_size must be a positive int or None, got {batch_size!r}.")
+        batch = as_series_batch(context)
+        n_model, n_data = self.model.N, batch.n_channels
+        need = min_context_length(1 if n_data > n_model else n_data, n_model, preprocessing_method)
+        for i, s in enumerate(batch.series):
+            if s.shape[0] < need:
+                name = "the context" if len(batch.series) == 1 else f"series {i}"
+                raise ValueError(
+                    f"{name} has {s.shape[0]} points; {preprocessing_method} needs at least {need}. "
+                    "Pass a longer context."
+                )
+        split = n_data > n_model
+        if split:
+            warnings.warn(
+                f"The context has {n_data} channels but the model was trained for {self.model.N}; "
+                "each channel is forecast as its own univariate series.",
+                UserWarning,
+                stacklevel=2,
+            )
+            rows = [s[:, [f]] for s in batch.series for f in range(n_data)]
+        else:
+            rows = list(batch.series)
+        init_rows = self._initial_x_rows(initial_x, batch, split)
+        rng = np.random.default_rng(seed)
+        stats: list[tuple[np.ndarray, np.ndarray] | None] = [None] * len(rows)
+        if standardize and not fit_nonstationary and len({r.shape[0] for r in rows}) == 1:
+            # Equal-length series are standardized as one (T, R, n) batch, as published (same float32 bits).
+            mean, std = standardization(np.stack(rows, axis=1))
+            stats = list(zip(mean, std, strict=True))
+        prepared = [
+            self._prepare(r, x, preprocessing_method, standardize, fit_nonstationary, rng, st)
+            for r, x, st in zip(rows, init_rows, stats, strict=True)
+        ]
+        fused = noise if exact is None else not exact
+        obs = self._roll(
+            prepared, batch.layout, horizon, num_samples, seed, noise, divergence_guard, batch_size, progress, fused
+        )
+        forecasts = self._postprocess(prepared, obs)  # (K, R, H, n_row)
+        return self._format(forecasts, batch, split, num_samples)
+
+    def _roll(self, prepared, layout, horizon, num_samples, seed, noise, guard, batch_size, progress, fused) -> np.ndarray:
+        lengths = [p.embedded.shape[0] for p in prepared]
+        longest, shortest = max(lengths), min(lengths)
+        n_rows, n_model = len(prepared), self.model.N
+        mask = None
+        if layout != "list" or longest == shortest:
+            # Arrays are cut to the shortest embedded length, as the published pipeline does.
+            ctx = np.stack([p.embedded[-shortest:] for p in prepared])
+        else:
+            # Unequal-length series are left-padded and the padding is masked out of the attention,
+            # so each series is forecast exactly as if it were alone.
+            ctx = np.zeros((n_rows, longest, n_model))
+            mask = np.zeros((n_rows, longest - 1), dtype=bool)
+            for i, p in enumerate(prepared):
+                ctx[i, longest - lengths[i] :] = p.embedded
+                mask[i, longest - lengths[i] :] = True
+        device = self.device
+        # Model layout: context (T, B, N), mask (T-1, B).
+        ctx_t = torch.as_tensor(ctx, dtype=torch.float32, device=device).transpose(0, 1)
+        x0 = torch.as_tensor(np.stack([p.x0 for p in prepared]), dtype=torch.float32, device=device)
+        scale = ctx_t.abs().amax(dim=(0, 2)).clamp_min(1.0)
+        mask_t = None if mask is None else torch.as_tensor(mask, device=device).t()
+        # Rows are sample-major: row k * R + r is sample k of series r.
+        rows = n_rows * num_samples
+        ctx_all = ctx_t.repeat(1, num_samples, 1)
+        mask_all = None if mask_t is None else mask_t.repeat(1, num_samples)
+        x0_all, scale_all = x0.repeat(num_samples, 1), scale.repeat(num_samples)
+        generator = None
+        if seed is not None:
+            generator = torch.Generator(device=device)
+            generator.manual_seed(int(seed))
+        n_obs = max(p.n_data for p in prepared)
+        chunk = batch_size or max(1, (1 << 26) // max(1, ctx.shape[1] * n_model))
+        outs, diverged = [], []
+        bar = tqdm(total=horizon * rows, disable=not progress, unit="step", unit_scale=True, desc="DynaMix rollout")
+        with torch.no_grad():
+            for lo in range(0, rows, chunk):
+                hi = min(lo + chunk, rows)
+                z0 = self.model.initial_state(x0_all[lo:hi])
+                result = rollout(
+                    self.model,
+                    ctx_all[:, lo:hi],
+                    z0,
+                    horizon,
+                    noise=noise,
+                    generator=generator,
+                    mask=None if mask_all is None else mask_all[:, lo:hi],
+                    fused=fused,
+                    n_obs=n_obs,
+                    bound=None if guard is None else guard * scale_all[lo:hi],
+                    threshold=DIVERGENCE_FACTOR * scale_all[lo:hi],
+                    on_block=lambda n, w=hi - lo: bar.update(n * w),
+                )
+                outs.append(result.observations.cpu())
+                diverged.append(result.diverged_at.cpu())
+        bar.close()
+        obs = torch.cat(outs, dim=1).numpy().astype(np.float64)  # (H, rows, n_obs)
+        steps = torch.cat(diverged).numpy()
+        if steps.any():
+            bad = np.nonzero(steps)[0]
+            described = ", ".join(
+                f"series {r % n_rows}" + (f" sample {r // n_rows}" if num_samples > 1 else "") + f" at step {steps[r]}"
+                for r in bad[:5]
+            )
+            more = f" and {bad.size - 5} more" if bad.size > 5 else ""
+            fix = (
+                "The divergence guard kept it finite."
+                if guard is not None
+                else "Pass divergence_guard=10.0 to bound the latent state and keep the forecast finite."
+            )
+            warnings.warn(
+                f"DynaMix forecast diverged (non-finite or beyond {DIVERGENCE_FACTOR:g}x the context's range) for "
+                f"{described}{more}. {fix}",
+                DivergenceWarning,
+                stacklevel=3,
+            )
+        return obs.reshape(horizon, num_samples, n_rows, n_obs).transpose(1, 2, 0, 3)
+
+    @staticmethod
+    def _postprocess(prepared: list[_Prepared], obs: np.ndarray) -> list[np.ndarray]:
+        out = []
+        for r, p in enumerate(prepared):
+            f = obs[:, r, :, : p.n_data]  # (K, H, n)
+            if p.std is not None:
+                f = f * p.std + p.mean
+            if p.nonstationary is not None:
+                f = p.nonstationary.inverse(f)
+            if p.constant.any():
+                f = f.copy()
+                f[..., p.constant] = p.constant_values[p.constant]
+            out.append(f)
+        return out
+
+    @staticmethod
+    def _format(forecasts: list[np.ndarray], batch: SeriesBatch, split: bool, num_samples: int):
+        n_series, n_data = len(batch.series), batch.n_channels
+        if split:
+            stacked = np.stack([np.concatenate(forecasts[s * n_data : (s + 1) * n_data], axis=-1) for s in range(n_series)])
+        else:
+            stacked = np.stack(forecasts)  # (S, K, H, F)
+        out = stacked.transpose(1, 2, 0, 3)  # (K, H, S, F)
+        if batch.layout in ("1d", "2d"):
+            out = out[:, :, 0]
+            if batch.layout == "1d":
+                out = out[..., 0]
+        if num_samples == 1:
+            out = out[0]
+        if batch.as_torch:
+            return torch.as_tensor(out, dtype=torch.float32, device=batch.device)
+        return out

@@ -1,0 +1,250 @@
+"""Context preprocessing of the DynaMix forecasting pipeline, one series at a time.
+
+Everything here works on one series ``(T, n)``: the non-stationary transforms (Box-Cox and
+power-law detrending) with their inverses, standardization statistics, the four embeddings that
+lift ``n < N`` channels to the model's ``N`` and the completion of a partial initial condition.
+Values that enter the model are computed in float32 with the same operations as the published
+pipeline, so that deterministic forecasts reproduce the authors' numbers bit for bit (the
+dynamics are chaotic: a last-bit difference in the context grows over a long horizon).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from scipy import optimize, stats
+from scipy.signal import find_peaks
+
+EMBEDDINGS = ("pos_embedding", "delay_embedding", "delay_embedding_random", "zero_embedding")
+
+
+def autocorrelation(x: np.ndarray, nlags: int) -> np.ndarray:
+    """Biased sample autocorrelation of a 1-D series for lags ``0..nlags`` (as ``statsmodels.acf``).
+
+    A constant series has no defined autocorrelation; it gets zeros beyond lag 0.
+    """
+    x = np.asarray(x, dtype=np.float64) - np.mean(x)
+    n = x.shape[0]
+    denom = float(np.dot(x, x))
+    nlags = min(nlags, n - 1)
+    if denom == 0.0:
+        out = np.zeros(nlags + 1)
+        out[0] = 1.0
+        return out
+    size = 1 << int(np.ceil(np.log2(2 * n - 1)))
+    spec = np.fft.rfft(x, size)
+    acov = np.fft.irfft(spec * np.conj(spec), size)[: nlags + 1]
+    return acov / denom
+
+
+def _varying(data: np.ndarray) -> list[int]:
+    return [k for k in range(data.shape[1]) if np.ptp(data[:, k]) > 0]
+
+
+def positional_tau(data: np.ndarray) -> int:
+    """Period for the positional embedding: the lag of the highest autocorrelation peak beyond ``T // 10``.
+
+    Maximum over channels; without a peak, the argmax of the autocorrelation beyond that lag.
+    """
+    t_len = data.shape[0]
+    min_lag = t_len // 10
+    taus = []
+    for k in _varying(data) or [0]:
+        acf = autocorrelation(data[:, k], t_len - 1)
+        peaks, _ = find_peaks(acf)
+        valid = peaks[peaks > min_lag]
+        if valid.size:
+            taus.append(int(valid[np.argmax(acf[valid])]))
+        else:
+            start = min(min_lag + 1, acf.shape[0] - 1)
+            taus.append(start + int(np.argmax(acf[start:])))
+    return max(max(taus), 1)
+
+
+def delay_tau(data: np.ndarray, threshold: float = 1.0 / np.e) -> int:
+    """Delay for the delay embedding: first lag where the autocorrelation drops below ``1/e``.
+
+    Maximum over channels; 1 where it never drops below.
+    """
+    t_len = data.shape[0]
+    taus = [1]
+    for k in _varying(data):
+        acf = autocorrelation(data[:, k], t_len // 2)
+        below = np.nonzero(acf[1:] < threshold)[0]
+        taus.append(int(below[0]) + 1 if below.size else 1)
+    return max(taus)
+
+
+def embed(data: np.ndarray, model_dim: int, method: str, rng: np.random.Generator | None = None) -> np.ndarray:
+    """Lift a series ``(T, n)`` with ``n <= model_dim`` channels to ``model_dim`` channels.
+
+    Parameters
+    ----------
+    data : numpy.ndarray
+        Standardized context ``(T, n)``.
+    model_dim : int
+        The model's observation dimension ``N``.
+    method : str
+        One of ``"pos_embedding"``, ``"delay_embedding"``, ``"delay_embedding_random"``,
+        ``"zero_embedding"``.
+    rng : numpy.random.Generator, optional
+        Source of the random delays of ``"delay_embedding_random"``.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(T', model_dim)``; delay embeddings shorten the context by their largest delay.
+    """
+    t_len, n_data = data.shape
+    extra = model_dim - n_data
+    if extra <= 0:
+        return data
+    if method == "pos_embedding":
+        # float32 torch, as published: float32(2 pi / tau) * t + phase, then sin.
+        phases = torch.linspace(0.0, np.pi / 2, extra) if extra > 1 else torch.zeros(1)
+        tau = positional_tau(data)
+        t = torch.arange(1, t_len + 1, dtype=torch.float32)[:, None]
+        waves = torch.sin(2 * np.pi / tau * t + phases[None, :]).numpy()
+        return np.concatenate([data, waves.astype(data.dtype)], axis=1)
+    if method == "zero_embedding":
+        return np.concatenate([data, np.zeros((t_len, extra), dtype=data.dtype)], axis=1)
+    if method == "delay_embedding":
+        tau = delay_tau(data)
+        start = extra * tau
+        if start >= t_len:
+            tau = max(1, t_len // (extra + 1))
+            start = extra * tau
+        ts = data[:, -1]
+        delayed = [ts[start - i * tau : t_len - i * tau, None] for i in range(1, extra + 1)]
+        return np.concatenate([data[start:], *delayed], axis=1)
+    if method == "delay_embedding_random":
+        rng = rng or np.random.default_rng()
+        taus = rng.integers(3, 11, size=extra)
+        start = int(taus.max())
+        ts = data[:, 0]
+        delayed = [ts[start - tau : t_len - tau, None] for tau in taus]
+        return np.concatenate([data[start:], *delayed], axis=1)
+    raise ValueError(f"Unknown preprocessing_method {method!r}; choose one of {EMBEDDINGS}.")
+
+
+def min_context_length(n_data: int, model_dim: int, method: str) -> int:
+    """Shortest context for which ``method`` leaves at least two embedded frames (one attention frame)."""
+    extra = max(model_dim - n_data, 0)
+    if method == "delay_embedding_random" and extra:
+        return 12
+    if method == "delay_embedding" and extra:
+        return extra + 2
+    return 3
+
+
+def standardization(data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel mean and unbiased std (clamped at 1e-6) over the first axis, in float32 torch.
+
+    ``data`` is ``(T, n)`` or ``(T, S, n)``; torch's float32 reductions are used because the
+    published pipeline uses them (see the module docstring).
+    """
+    x = torch.as_tensor(np.asarray(data, dtype=np.float32))
+    return torch.mean(x, dim=0).numpy(), torch.clamp(torch.std(x, dim=0), min=1e-6).numpy()
+
+
+@dataclass
+class NonstationaryTransform:
+    """Standardize, Box-Cox and power-law detrend one series; invert on forecasts.
+
+    Attributes are per channel: the pre-standardization ``mean`` and ``std``, Box-Cox ``lambdas``
+    and ``offsets``, trend parameters ``trend`` ``(n, 3)`` for ``a * t**b + c`` and the context
+    length ``t_len`` at which the trend is continued.
+    """
+
+    mean: np.ndarray
+    std: np.ndarray
+    lambdas: np.ndarray
+    offsets: np.ndarray
+    trend: np.ndarray
+    t_len: int
+
+    @classmethod
+    def fit_transform(cls, data: np.ndarray) -> tuple[NonstationaryTransform, np.ndarray]:
+        """Fit the transforms on a context ``(T, n)`` and return them with the transformed float32 context."""
+        t_len, n_data = data.shape
+        x32 = torch.as_tensor(np.asarray(data, dtype=np.float32))
+        mean, std = torch.mean(x32, dim=0), torch.std(x32, dim=0)
+        std = torch.where(std > 0, std, torch.ones_like(std))
+        x = ((x32 - mean) / std).numpy()
+        lambdas, offsets, trend = np.ones(n_data), np.zeros(n_data), np.zeros((n_data, 3))
+        out = np.empty_like(x)
+        t = np.arange(1, t_len + 1, dtype=np.float64)
+        for k in range(n_data):
+            col = x[:, k]
+            low = float(col.min())
+            offsets[k] = abs(low) + 1.2 if low <= 0 else 1.2
+            shifted = col + np.float32(offsets[k])
+            if np.ptp(shifted) > 0:
+                _, lam = stats.boxcox(shifted)
+                lambdas[k] = float(np.clip(lam, -2.0, 2.0))
+                col = _boxcox(shifted, lambdas[k]).astype(np.float32)
+            else:
+                # A constant channel has no Box-Cox fit: leave it untransformed (lambda = NaN).
+                lambdas[k], offsets[k] = np.nan, 0.0
+            trend[k] = _fit_power_trend(col, t)
+            out[:, k] = col - _power_trend(t, trend[k])
+        return cls(mean.numpy().astype(np.float64), std.numpy().astype(np.float64), lambdas, offsets, trend, t_len), out
+
+    def inverse(self, forecast: np.ndarray) -> np.ndarray:
+        """Invert on forecasts ``(..., H, n)``: re-trend at ``t = T+1..T+H``, inverse Box-Cox, un-standardize."""
+        horizon = forecast.shape[-2]
+        t = np.arange(self.t_len + 1, self.t_len + horizon + 1, dtype=np.float64)
+        out = np.empty_like(forecast)
+        for k in range(forecast.shape[-1]):
+            col = forecast[..., k] + _power_trend(t, self.trend[k])
+            lam = self.lambdas[k]
+            if np.isnan(lam):
+                pass
+            elif abs(lam) < 1e-8:
+                col = np.exp(col)
+            else:
+                col = np.maximum(lam * col + 1.0, 1e-10) ** (1.0 / lam)
+            out[..., k] = col - self.offsets[k]
+        return out * self.std + self.mean
+
+
+def _boxcox(x: np.ndarray, lam: float) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64)
+    return np.log(x) if abs(lam) < 1e-8 else (x**lam - 1.0) / lam
+
+
+def _power_trend(t: np.ndarray, params: np.ndarray) -> np.ndarray:
+    a, b, c = params
+    return a * t**b + c
+
+
+def _fit_power_trend(col: np.ndarray, t: np.ndarray) -> np.ndarray:
+    # Least squares for a * t**b + c with b in [0, 3], L-BFGS-B from (0, 1, first value) as published.
+    def sse(p: np.ndarray) -> float:
+        return float(np.sum((col - _power_trend(t, p)) ** 2))
+
+    result = optimize.minimize(
+        sse,
+        np.array([0.0, 1.0, col[0]]),
+        method="L-BFGS-B",
+        bounds=[(None, None), (0.0, 3.0), (None, None)],
+        options={"maxiter": 5000, "gtol": 1e-6, "maxfun": 1500, "maxcor": 10},
+    )
+    return np.round(result.x, 10)
+
+
+def complete_initial_condition(partial: np.ndarray, embedded: np.ndarray) -> np.ndarray:
+    """Fill the missing entries of a partial initial condition from the nearest embedded context frame.
+
+    Parameters
+    ----------
+    partial : numpy.ndarray
+        ``(k,)`` standardized initial values for the first ``k`` channels.
+    embedded : numpy.ndarray
+        Embedded context ``(T, N)`` with ``N >= k``.
+    """
+    k = partial.shape[0]
+    nearest = int(np.argmin(((embedded[:, :k] - partial) ** 2).sum(1)))
+    return np.concatenate([partial, embedded[nearest, k:]])

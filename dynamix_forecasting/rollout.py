@@ -1,0 +1,197 @@
+"""Batched autoregressive rollout of DynaMix's latent dynamics.
+
+The rollout is the hot path of every forecast. Everything that depends only on the context is
+computed once (the context convolution, the attention frames, the split MLP weights, the experts
+stacked into one matrix), and each step is a few batched operations over all series and samples
+at once; there is no Python loop over series or samples. Noise is drawn from a
+``torch.Generator`` in blocks of steps, so forecasts are reproducible without touching torch's
+global random state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from .model import AlmostLinearRNNExpert, DynaMix
+
+NOISE_BLOCK = 256
+
+
+@dataclass
+class RolloutResult:
+    """Observed part of a rollout and where it left the context's range.
+
+    Attributes
+    ----------
+    observations : torch.Tensor
+        ``(H, B, n_obs)``: the first ``n_obs`` latent entries after each step.
+    diverged_at : torch.Tensor
+        ``(B,)`` int64: first step (1-based) at which the state was non-finite or beyond the
+        divergence threshold, 0 where it never was.
+    """
+
+    observations: torch.Tensor
+    diverged_at: torch.Tensor
+
+
+class _FusedStep:
+    """One step of the AL-RNN mixture written as a handful of fused batched operations."""
+
+    def __init__(self, model: DynaMix, context: torch.Tensor, mask: torch.Tensor | None) -> None:
+        gate = model.gating_network
+        n, m, p = model.N, model.M, model.config.P
+        # Batch-first copies: (B, T-1, N) frames and encodings, (B, T-1) additive mask.
+        self.frames = context[:-1].transpose(0, 1).contiguous()
+        self.encoded = gate.encode(context).transpose(0, 1).contiguous()
+        self.mask_bias = None
+        if mask is not None:
+            bias = torch.zeros(mask.shape, dtype=context.dtype, device=context.device)
+            self.mask_bias = bias.masked_fill(~mask, float("-inf")).t().contiguous()
+        self.d_t = gate.D.T.contiguous()
+        self.sigma = gate.sigma
+        self.neg_inv_t1 = -1.0 / gate.softmax_temp1.abs()
+        w1 = gate.mlp_layer1.weight
+        self.w1e, self.w1z = w1[:, :n].T.contiguous(), w1[:, n:].T.contiguous()
+        self.b1 = gate.mlp_layer1.bias
+        self.w2 = gate.mlp_layer2.weight.T.contiguous()
+        self.b2 = gate.mlp_layer2.bias
+        self.neg_inv_t2 = -1.0 / gate.softmax_temp2.abs()
+        experts = list(model.experts)
+        self.a = torch.stack([e.A for e in experts])  # (J, M)
+        self.h = torch.stack([e.h for e in experts])  # (J, M)
+        # All experts' W^T side by side: phi(z) @ w_all gives every expert's W phi(z) at once.
+        self.w_all = torch.cat([e.W.T for e in experts], dim=1).contiguous()  # (M, J*M)
+        self.relu_from = m - p
+        self.n_experts, self.m = len(experts), m
+
+    def __call__(self, z: torch.Tensor, eps: torch.Tensor | None) -> torch.Tensor:
+        """Next state for batch-first ``z`` ``(B, M)`` and noise ``eps`` ``(B, N)``."""
+        y = z @ self.d_t
+        if eps is not None:
+            y = y + self.sigma * eps
+        logits = (self.frames - y.unsqueeze(1)).abs().sum(-1) * self.neg_inv_t1
+        if self.mask_bias is not None:
+            logits = logits + self.mask_bias
+        attention = torch.softmax(logits, dim=-1)
+        embedding = torch.bmm(attention.unsqueeze(1), self.encoded).squeeze(1)
+        hidden = F.relu(embedding @ self.w1e + z @ self.w1z + self.b1)
+        weights = torch.softmax((hidden @ self.w2 + self.b2) * self.neg_inv_t2, dim=-1)
+        phi = torch.cat([z[:, : self.relu_from], F.relu(z[:, self.relu_from :])], dim=1)
+        mixed = torch.bmm(weights.unsqueeze(1), (phi @ self.w_all).view(-1, self.n_experts, self.m)).squeeze(1)
+        return (weights @ self.a) * z + weights @ self.h + mixed
+
+
+def _fast_path_applies(model: DynaMix) -> bool:
+    return all(isinstance(e, AlmostLinearRNNExpert) and not hasattr(e, "sigma") for e in model.experts)
+
+
+@torch.no_grad()
+def rollout(
+    model: DynaMix,
+    context: torch.Tensor,
+    z0: torch.Tensor,
+    horizon: int,
+    *,
+    noise: bool = True,
+    generator: torch.Generator | None = None,
+    mask: torch.Tensor | None = None,
+    n_obs: int | None = None,
+    bound: torch.Tensor | None = None,
+    threshold: torch.Tensor | None = None,
+    fused: bool = True,
+    on_block: Callable[[int], None] | None = None,
+) -> RolloutResult:
+    """Roll the latent dynamics ``horizon`` steps from ``z0``.
+
+    Parameters
+    ----------
+    model : DynaMix
+        The model (any expert kind; deterministic AL-RNN experts can take the fused path).
+    context : torch.Tensor
+        Embedded, standardized contexts ``(T, B, N)``.
+    z0 : torch.Tensor
+        Initial latent states ``(M, B)``.
+    horizon : int
+        Number of steps.
+    noise : bool, default True
+        Draw the gating noise (the published behaviour); False gives the deterministic forecast.
+    generator : torch.Generator, optional
+        Source of the noise.
+    mask : torch.Tensor, optional
+        Boolean ``(T-1, B)`` marking real attention frames where contexts were left-padded.
+    n_obs : int, optional
+        How many leading latent entries to record (default ``N``).
+    bound : torch.Tensor, optional
+        ``(B,)`` bound on ``|z|`` applied after every step (the divergence guard).
+    threshold : torch.Tensor, optional
+        ``(B,)`` level of ``|observation|`` beyond which a series counts as diverged.
+    fused : bool, default True
+        Use the fused batched step; False runs :meth:`DynaMix.step`, the reference that
+        reproduces the published implementation's arithmetic exactly.
+    on_block : callable, optional
+        Called with the number of steps done after each block (for progress bars).
+
+    Returns
+    -------
+    RolloutResult
+    """
+    _, batch, n_model = context.shape
+    n_obs = n_model if n_obs is None else n_obs
+    device, dtype = context.device, context.dtype
+    probabilistic = any(hasattr(e, "sigma") for e in model.experts)
+    use_fused = fused and _fast_path_applies(model)
+    if use_fused:
+        fused_step = _FusedStep(model, context, mask)
+        z = z0.t().contiguous()
+        lim = None if bound is None else bound[:, None]
+    else:
+        encoded = model.gating_network.encode(context)
+        z = z0
+        lim = None if bound is None else bound[None, :]
+
+    out = torch.empty(horizon, batch, n_obs, device=device, dtype=dtype)
+    diverged = torch.zeros(batch, dtype=torch.int64, device=device)
+    experts, m = len(model.experts), model.M
+    for start in range(0, horizon, NOISE_BLOCK):
+        stop = min(start + NOISE_BLOCK, horizon)
+        # Noise is drawn (steps, B, N) in both paths, so they use the same draws for the same seed.
+        eps_block = (
+            torch.randn(stop - start, batch, n_model, generator=generator, device=device, dtype=dtype) if noise else None
+        )
+        expert_block = (
+            torch.randn(stop - start, experts, m, batch, generator=generator, device=device, dtype=dtype)
+            if noise and probabilistic
+            else None
+        )
+        for t in range(start, stop):
+            eps = None if eps_block is None else eps_block[t - start]
+            if use_fused:
+                z = fused_step(z, eps)
+                if lim is not None:
+                    z = torch.maximum(torch.minimum(z, lim), -lim)
+                out[t] = z[:, :n_obs]
+            else:
+                z = model.step(
+                    z,
+                    context,
+                    encoded=encoded,
+                    gating_eps=None if eps is None else eps.t(),
+                    expert_eps=None if expert_block is None else expert_block[t - start],
+                    mask=mask,
+                )
+                if lim is not None:
+                    z = torch.maximum(torch.minimum(z, lim), -lim)
+                out[t] = z[:n_obs].t()
+        block = out[start:stop]
+        bad = ~torch.isfinite(block).all(-1)
+        if threshold is not None:
+            bad |= block.abs().amax(-1) > threshold
+        first = torch.where(bad.any(0), bad.int().argmax(0) + start + 1, 0)
+        diverged = torch.where(diverged == 0, first, diverged)
+        if on_block is not None:
+            on_block(stop - start)
+    return RolloutResult(out, diverged)
