@@ -78,7 +78,8 @@ def _build_model(state: dict[str, torch.Tensor], config: DynaMixConfig, source: 
             details.append(f"unexpected tensors {unexpected[:5]}")
         if wrong:
             details.append(
-                "shape mismatches " + ", ".join(f"{k}: config wants {expected[k]}, file has {found[k]}" for k in wrong[:5])
+                "shape mismatches "
+                + ", ".join(f"{k}: config wants {expected[k]}, file has {found[k]}" for k in wrong[:5])
             )
         raise ValueError(
             f"Checkpoint {source} does not match its config {config}: " + "; ".join(details) + ". "
@@ -164,7 +165,7 @@ def load_model(
         if model is None:
             try:
                 model = _load_pair(*_download_from_hub(name, cache_dir, local_files_only))
-            except Exception as exc:  # noqa: BLE001 - any hub failure becomes one clear error
+            except Exception as exc:
                 looked.append(f"the Hugging Face hub repo {HUB_REPO_ID} ({type(exc).__name__})")
                 known = ", ".join(KNOWN_MODELS)
                 raise CheckpointNotFoundError(

@@ -59,7 +59,9 @@ def _check_horizon(horizon: Any) -> int:
     return int(horizon)
 
 
-def quantiles(samples: np.ndarray | torch.Tensor, q: Any = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9), axis: int = 0):
+def quantiles(
+    samples: np.ndarray | torch.Tensor, q: Any = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9), axis: int = 0
+):
     """Quantile forecasts from sample paths.
 
     Parameters
@@ -130,7 +132,9 @@ class DynaMixPipeline:
         n_model = self.model.N
         ptp = np.ptp(series, axis=0)
         constant = ptp == 0
-        prep = _Prepared(series, np.zeros(n_model), series.shape[1], constant=constant, constant_values=series[0].copy())
+        prep = _Prepared(
+            series, np.zeros(n_model), series.shape[1], constant=constant, constant_values=series[0].copy()
+        )
         # The model runs in float32; the context enters it as float32, as in the published pipeline.
         data = series.astype(np.float32)
         if fit_nonstationary:
@@ -159,7 +163,9 @@ class DynaMixPipeline:
         n_series, n_data = len(batch.series), batch.n_channels
         if initial_x is None:
             return [None] * (n_series * (n_data if split else 1))
-        arr = np.asarray(initial_x.detach().cpu() if isinstance(initial_x, torch.Tensor) else initial_x, dtype=np.float64)
+        arr = np.asarray(
+            initial_x.detach().cpu() if isinstance(initial_x, torch.Tensor) else initial_x, dtype=np.float64
+        )
         if arr.ndim == 1:
             arr = np.broadcast_to(arr, (n_series, arr.shape[0]))
         if arr.ndim != 2 or arr.shape != (n_series, n_data):
@@ -293,7 +299,9 @@ class DynaMixPipeline:
         forecasts = self._postprocess(prepared, obs)  # (K, R, H, n_row)
         return self._format(forecasts, batch, split, num_samples)
 
-    def _roll(self, prepared, layout, horizon, num_samples, seed, noise, guard, batch_size, progress, fused) -> np.ndarray:
+    def _roll(
+        self, prepared, layout, horizon, num_samples, seed, noise, guard, batch_size, progress, fused
+    ) -> np.ndarray:
         lengths = [p.embedded.shape[0] for p in prepared]
         longest, shortest = max(lengths), min(lengths)
         n_rows, n_model = len(prepared), self.model.N
@@ -325,6 +333,8 @@ class DynaMixPipeline:
             generator = torch.Generator(device=device)
             generator.manual_seed(int(seed))
         n_obs = max(p.n_data for p in prepared)
+        # With the guard on, a series that reaches the bound is reported too (it was diverging).
+        limit = DIVERGENCE_FACTOR if guard is None else min(DIVERGENCE_FACTOR, guard)
         chunk = batch_size or max(1, (1 << 26) // max(1, ctx.shape[1] * n_model))
         outs, diverged = [], []
         bar = tqdm(total=horizon * rows, disable=not progress, unit="step", unit_scale=True, desc="DynaMix rollout")
@@ -343,7 +353,7 @@ class DynaMixPipeline:
                     fused=fused,
                     n_obs=n_obs,
                     bound=None if guard is None else guard * scale_all[lo:hi],
-                    threshold=DIVERGENCE_FACTOR * scale_all[lo:hi],
+                    threshold=limit * scale_all[lo:hi],
                     on_block=lambda n, w=hi - lo: bar.update(n * w),
                 )
                 outs.append(result.observations.cpu())
@@ -359,12 +369,13 @@ class DynaMixPipeline:
             )
             more = f" and {bad.size - 5} more" if bad.size > 5 else ""
             fix = (
-                "The divergence guard kept it finite."
+                f"The divergence guard bounded its latent state at {guard:g}x, so the forecast is finite "
+                "but saturated from there on."
                 if guard is not None
                 else "Pass divergence_guard=10.0 to bound the latent state and keep the forecast finite."
             )
             warnings.warn(
-                f"DynaMix forecast diverged (non-finite or beyond {DIVERGENCE_FACTOR:g}x the context's range) for "
+                f"DynaMix forecast diverged (non-finite or beyond {limit:g}x the context's largest value) for "
                 f"{described}{more}. {fix}",
                 DivergenceWarning,
                 stacklevel=3,
@@ -390,7 +401,9 @@ class DynaMixPipeline:
     def _format(forecasts: list[np.ndarray], batch: SeriesBatch, split: bool, num_samples: int):
         n_series, n_data = len(batch.series), batch.n_channels
         if split:
-            stacked = np.stack([np.concatenate(forecasts[s * n_data : (s + 1) * n_data], axis=-1) for s in range(n_series)])
+            stacked = np.stack(
+                [np.concatenate(forecasts[s * n_data : (s + 1) * n_data], axis=-1) for s in range(n_series)]
+            )
         else:
             stacked = np.stack(forecasts)  # (S, K, H, F)
         out = stacked.transpose(1, 2, 0, 3)  # (K, H, S, F)

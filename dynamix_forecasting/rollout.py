@@ -128,7 +128,7 @@ def rollout(
     bound : torch.Tensor, optional
         ``(B,)`` bound on ``|z|`` applied after every step (the divergence guard).
     threshold : torch.Tensor, optional
-        ``(B,)`` level of ``|observation|`` beyond which a series counts as diverged.
+        ``(B,)`` level of ``|observation|`` at which a series counts as diverged.
     fused : bool, default True
         Use the fused batched step; False runs :meth:`DynaMix.step`, the reference that
         reproduces the published implementation's arithmetic exactly.
@@ -160,7 +160,9 @@ def rollout(
         stop = min(start + NOISE_BLOCK, horizon)
         # Noise is drawn (steps, B, N) in both paths, so they use the same draws for the same seed.
         eps_block = (
-            torch.randn(stop - start, batch, n_model, generator=generator, device=device, dtype=dtype) if noise else None
+            torch.randn(stop - start, batch, n_model, generator=generator, device=device, dtype=dtype)
+            if noise
+            else None
         )
         expert_block = (
             torch.randn(stop - start, experts, m, batch, generator=generator, device=device, dtype=dtype)
@@ -189,7 +191,7 @@ def rollout(
         block = out[start:stop]
         bad = ~torch.isfinite(block).all(-1)
         if threshold is not None:
-            bad |= block.abs().amax(-1) > threshold
+            bad |= block.abs().amax(-1) >= threshold
         first = torch.where(bad.any(0), bad.int().argmax(0) + start + 1, 0)
         diverged = torch.where(diverged == 0, first, diverged)
         if on_block is not None:
