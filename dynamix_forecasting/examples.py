@@ -9,7 +9,7 @@ from scipy.integrate import solve_ivp
 def lorenz63(
     n_steps: int = 6000,
     *,
-    dt: float = 0.02,
+    dt: float = 0.025,
     sigma: float = 10.0,
     rho: float = 28.0,
     beta: float = 8.0 / 3.0,
@@ -23,8 +23,8 @@ def lorenz63(
     ----------
     n_steps : int, default 6000
         Number of returned points, ``dt`` apart, after a discarded transient.
-    dt : float, default 0.02
-        Sampling interval (about 40 points per loop of the attractor).
+    dt : float, default 0.025
+        Sampling interval (about 30 points per loop of the attractor).
     sigma, rho, beta : float
         Lorenz parameters (chaotic defaults).
     transient : int, default 1000
