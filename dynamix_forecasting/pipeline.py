@@ -27,7 +27,7 @@ from .preprocessing import (
     min_context_length,
     standardization,
 )
-from .rollout import rollout
+from .rollout import NoiseStreams, rollout
 
 # A standardized series whose forecast leaves this multiple of its context's range counts as diverged.
 DIVERGENCE_FACTOR = 10.0
@@ -218,7 +218,9 @@ class DynaMixPipeline:
         num_samples : int, default 1
             Number of sample paths per series (independent gating-noise draws, one batched rollout).
         seed : int, optional
-            Seed for the noise (and random delays); the global torch RNG is not touched.
+            Seed for the noise (and random delays); the global torch RNG is not touched. Sample ``k``
+            of every series uses the same noise stream, so a series gets the same forecast alone or in
+            a batch, and a shorter horizon gives a prefix of a longer one.
         noise : bool, default True
             Gating noise as in the published model; False gives the deterministic forecast.
         divergence_guard : float, optional
@@ -328,10 +330,10 @@ class DynaMixPipeline:
         ctx_all = ctx_t.repeat(1, num_samples, 1)
         mask_all = None if mask_t is None else mask_t.repeat(1, num_samples)
         x0_all, scale_all = x0.repeat(num_samples, 1), scale.repeat(num_samples)
-        generator = None
-        if seed is not None:
-            generator = torch.Generator(device=device)
-            generator.manual_seed(int(seed))
+        # One noise stream per sample index, shared by all series: a series' forecast does not depend
+        # on the other series in the batch, on the horizon (prefixes agree) or on batch_size.
+        streams = NoiseStreams.fresh(num_samples, seed)
+        streams.rows = torch.arange(num_samples).repeat_interleave(n_rows)
         n_obs = max(p.n_data for p in prepared)
         # With the guard on, a series that reaches the bound is reported too (it was diverging).
         limit = DIVERGENCE_FACTOR if guard is None else min(DIVERGENCE_FACTOR, guard)
@@ -348,7 +350,7 @@ class DynaMixPipeline:
                     z0,
                     horizon,
                     noise=noise,
-                    generator=generator,
+                    streams=streams.subset(lo, hi),
                     mask=None if mask_all is None else mask_all[:, lo:hi],
                     fused=fused,
                     n_obs=n_obs,

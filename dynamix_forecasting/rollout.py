@@ -3,16 +3,20 @@
 The rollout is the hot path of every forecast. Everything that depends only on the context is
 computed once (the context convolution, the attention frames, the split MLP weights, the experts
 stacked into one matrix), and each step is a few batched operations over all series and samples
-at once; there is no Python loop over series or samples. Noise is drawn from a
-``torch.Generator`` in blocks of steps, so forecasts are reproducible without touching torch's
-global random state.
+at once; there is no Python loop over series or samples.
+
+Noise comes from :class:`NoiseStreams`: one seeded ``torch.Generator`` per stream (the pipeline uses
+one stream per sample index), drawn in fixed blocks of steps. A row's noise therefore depends only on
+its stream's seed, not on the horizon, on the other rows of the batch or on how the batch is chunked,
+and torch's global random state is never touched.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -36,6 +40,53 @@ class RolloutResult:
 
     observations: torch.Tensor
     diverged_at: torch.Tensor
+
+
+class NoiseStreams:
+    """Reproducible standard-normal noise for a rollout, one stream per seed.
+
+    Parameters
+    ----------
+    seeds : sequence of int
+        One seed per stream.
+    rows : torch.Tensor, optional
+        ``(B,)`` stream index of each batch row (default: row ``i`` uses stream ``i``).
+
+    Notes
+    -----
+    Each stream draws ``NOISE_BLOCK`` steps at a time whatever the horizon, so a shorter forecast
+    with the same seeds is a prefix of a longer one, and rows sharing a stream get the same draws.
+    """
+
+    def __init__(self, seeds: Sequence[int], rows: torch.Tensor | None = None) -> None:
+        self.seeds = [int(s) for s in seeds]
+        if not self.seeds:
+            raise ValueError("NoiseStreams needs at least one seed.")
+        self.rows = torch.arange(len(self.seeds)) if rows is None else torch.as_tensor(rows, dtype=torch.int64)
+        if self.rows.numel() and (self.rows.min() < 0 or self.rows.max() >= len(self.seeds)):
+            raise ValueError(f"rows must index the {len(self.seeds)} streams.")
+
+    @classmethod
+    def fresh(cls, n: int, seed: int | None = None) -> NoiseStreams:
+        """``n`` independent streams derived from ``seed`` (fresh OS entropy when ``None``)."""
+        states = np.random.SeedSequence(seed).generate_state(n, dtype=np.uint64)
+        return cls([int(s) >> 1 for s in states])
+
+    def subset(self, lo: int, hi: int) -> NoiseStreams:
+        """The streams of rows ``lo:hi`` (for rolling a batch out in chunks)."""
+        return NoiseStreams(self.seeds, self.rows[lo:hi])
+
+    def generators(self, device: torch.device) -> list[torch.Generator]:
+        """Fresh generators, one per stream, at the start of the streams."""
+        return [torch.Generator(device=device).manual_seed(s) for s in self.seeds]
+
+
+def _draw(generators: list[torch.Generator], rows: torch.Tensor, shape: tuple[int, ...], device, dtype) -> torch.Tensor:
+    """One block ``(NOISE_BLOCK, B, *shape)`` of noise, row ``b`` taken from stream ``rows[b]``."""
+    per_stream = torch.stack(
+        [torch.randn(NOISE_BLOCK, *shape, generator=g, device=device, dtype=dtype) for g in generators], dim=1
+    )
+    return per_stream.index_select(1, rows.to(device))
 
 
 class _FusedStep:
@@ -97,7 +148,7 @@ def rollout(
     horizon: int,
     *,
     noise: bool = True,
-    generator: torch.Generator | None = None,
+    streams: NoiseStreams | None = None,
     mask: torch.Tensor | None = None,
     n_obs: int | None = None,
     bound: torch.Tensor | None = None,
@@ -119,8 +170,8 @@ def rollout(
         Number of steps.
     noise : bool, default True
         Draw the gating noise (the published behaviour); False gives the deterministic forecast.
-    generator : torch.Generator, optional
-        Source of the noise.
+    streams : NoiseStreams, optional
+        Where each row's noise comes from (default: an independent fresh stream per row).
     mask : torch.Tensor, optional
         Boolean ``(T-1, B)`` marking real attention frames where contexts were left-padded.
     n_obs : int, optional
@@ -156,16 +207,17 @@ def rollout(
     out = torch.empty(horizon, batch, n_obs, device=device, dtype=dtype)
     diverged = torch.zeros(batch, dtype=torch.int64, device=device)
     experts, m = len(model.experts), model.M
+    if noise:
+        streams = NoiseStreams.fresh(batch) if streams is None else streams
+        if streams.rows.numel() != batch:
+            raise ValueError(f"streams map {streams.rows.numel()} rows but the batch has {batch}.")
+        generators = streams.generators(device)
     for start in range(0, horizon, NOISE_BLOCK):
         stop = min(start + NOISE_BLOCK, horizon)
-        # Noise is drawn (steps, B, N) in both paths, so they use the same draws for the same seed.
-        eps_block = (
-            torch.randn(stop - start, batch, n_model, generator=generator, device=device, dtype=dtype)
-            if noise
-            else None
-        )
+        # Noise is drawn (steps, B, N) in both paths, so they use the same draws for the same seeds.
+        eps_block = _draw(generators, streams.rows, (n_model,), device, dtype) if noise else None
         expert_block = (
-            torch.randn(stop - start, experts, m, batch, generator=generator, device=device, dtype=dtype)
+            _draw(generators, streams.rows, (experts, m), device, dtype).permute(0, 2, 3, 1)
             if noise and probabilistic
             else None
         )

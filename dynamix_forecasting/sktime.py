@@ -1,0 +1,349 @@
+"""DynaMix as an sktime forecaster.
+
+``fit`` keeps the series as the context (and loads the model once per checkpoint and device, shared
+by clones); ``predict`` rolls the model out zero-shot. Panels and hierarchies are forecast in one
+batched call of the engine, each series from its own end. Probabilistic forecasts come from an
+ensemble of DynaMix sample paths.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+from sktime.forecasting.base import BaseForecaster, ForecastingHorizon
+
+from .checkpoint import DEFAULT_MODEL
+from .model_cache import ModelSpec, get_model
+from .pipeline import DynaMixPipeline
+from .preprocessing import EMBEDDINGS, min_context_length
+
+__all__ = ["DynaMixForecaster"]
+
+
+def _instances(y: pd.DataFrame) -> list[tuple[Any, pd.DataFrame]]:
+    """Split sktime panel/hierarchical data into ``(instance key, single series)`` pairs, in order."""
+    if not isinstance(y.index, pd.MultiIndex):
+        return [(None, y)]
+    levels = list(range(y.index.nlevels - 1))
+    group_by = levels[0] if len(levels) == 1 else levels  # a scalar level keeps scalar keys
+    return [(key, frame.droplevel(levels)) for key, frame in y.groupby(level=group_by, sort=False)]
+
+
+def _check_spacing(index: pd.Index, name: str) -> Any:
+    """The frequency of a series' time index; a clear error where it is irregular."""
+    if isinstance(index, pd.PeriodIndex):
+        return index.freq
+    if isinstance(index, pd.DatetimeIndex):
+        freq = index.freq or (pd.infer_freq(index) if len(index) >= 3 else None)
+        if freq is None:
+            raise ValueError(
+                f"{name} has an irregular DatetimeIndex without a frequency: DynaMix steps through equally "
+                "spaced observations. Resample it to a regular grid (e.g. y.resample('D').mean() or "
+                "y.asfreq('D') with an imputer), or set a frequency with y.index.freq = ..."
+            )
+        return freq
+    if pd.api.types.is_integer_dtype(index) and len(index) > 1:
+        steps = np.unique(np.diff(index.to_numpy()))
+        if steps.size != 1 or steps[0] != 1:
+            raise ValueError(
+                f"{name} has an integer index with gaps or a step other than 1 (steps {steps[:5].tolist()}); "
+                "DynaMix forecasts one observation per step. Reset the index (y.reset_index(drop=True)) or "
+                "use a regular DatetimeIndex/PeriodIndex."
+            )
+    return None
+
+
+class DynaMixForecaster(BaseForecaster):
+    """Zero-shot forecaster for dynamical systems and time series with a pretrained DynaMix model.
+
+    DynaMix (Hemmer & Durstewitz, NeurIPS 2025) is a mixture of almost-linear RNN experts chosen by
+    an attention over the context. ``fit`` stores ``y`` as the context (no training); ``predict``
+    rolls the model out ``max(fh)`` steps and returns the requested steps. Point forecasts are the
+    median of ``num_samples`` DynaMix sample paths, which also give the quantiles, intervals and
+    the predictive distribution.
+
+    Parameters
+    ----------
+    model : str, path or dict, default "dynamix-3d-alrnn-v1.0"
+        Released model name (looked up in ``$DYNAMIX_MODEL_DIR``, then the Hugging Face hub), a
+        checkpoint path (``.safetensors`` with its config beside it, or the authors' ``.bson``), or
+        an architecture dict such as ``{"M": 8, "N": 3, "Experts": 2, "P": 1}`` for a seeded,
+        randomly initialised model (for tests).
+    preprocessing_method : str, default "pos_embedding"
+        How a series with fewer channels than the model's ``N`` is embedded: ``"pos_embedding"``,
+        ``"delay_embedding"``, ``"delay_embedding_random"`` or ``"zero_embedding"``.
+    standardize : bool, default True
+        Standardize each channel with the context's mean and standard deviation.
+    fit_nonstationary : bool, default False
+        Box-Cox transform and power-law detrend each channel first (for trending series).
+    num_samples : int, default 100
+        Number of DynaMix sample paths (ensemble size); 1 gives a single trajectory and zero-width
+        intervals.
+    context_length : int, optional
+        Use at most the last ``context_length`` points of each series as the context.
+    device : str, default "cpu"
+        Torch device of the model, e.g. ``"cuda"``.
+    random_state : int, optional
+        Seed of the model's noise. With a seed, ``predict``, ``predict_quantiles``,
+        ``predict_interval`` and ``predict_proba`` are reproducible across fits; without one, each
+        ``fit`` draws a seed, so the predict-like calls of one fit still agree with each other.
+        torch's global random state is never touched.
+
+    Notes
+    -----
+    Series with more channels than the model's ``N`` are forecast channel by channel by the engine.
+    Exogenous ``X`` is ignored. Sample ``k`` of every series uses the same noise stream, so a
+    series gets the same forecast alone or within a panel.
+
+    Examples
+    --------
+    >>> from sktime.datasets import load_airline
+    >>> from dynamix_forecasting.sktime import DynaMixForecaster
+    >>> y = load_airline()
+    >>> forecaster = DynaMixForecaster(  # a tiny random model here; use the default model in practice
+    ...     model={"M": 8, "N": 3, "Experts": 2, "P": 1}, num_samples=10, random_state=0
+    ... )
+    >>> forecaster.fit(y)
+    DynaMixForecaster(...)
+    >>> y_pred = forecaster.predict(fh=[1, 2, 3])
+    >>> len(y_pred)
+    3
+    >>> intervals = forecaster.predict_interval(fh=[1, 2, 3], coverage=0.8)
+    """
+
+    _tags: ClassVar[dict[str, Any]] = {
+        "authors": ["dynamix-forecasting developers"],
+        "maintainers": ["dynamix-forecasting developers"],
+        "python_dependencies": ["torch", "safetensors", "huggingface-hub", "scipy"],
+        "y_inner_mtype": ["pd.DataFrame", "pd-multiindex", "pd_multiindex_hier"],
+        "X_inner_mtype": ["pd.DataFrame", "pd-multiindex", "pd_multiindex_hier"],
+        "capability:multivariate": True,
+        "capability:exogenous": False,
+        "capability:insample": False,
+        "capability:pred_int": True,
+        "capability:pred_int:insample": False,
+        "capability:missing_values": False,
+        "capability:unequal_length": True,
+        "capability:update": True,
+        "capability:random_state": True,
+        "property:randomness": "derandomized",
+        "requires-fh-in-fit": False,
+        "X-y-must-have-same-index": False,
+        "enforce_index_type": None,
+        "fit_is_empty": False,
+    }
+    # The context is kept in ``_cur_y`` (what ``update`` extends); the base class need not store data.
+    _config: ClassVar[dict[str, Any]] = {"remember_data": False}
+
+    def __init__(
+        self,
+        model: ModelSpec = DEFAULT_MODEL,
+        preprocessing_method: str = "pos_embedding",
+        standardize: bool = True,
+        fit_nonstationary: bool = False,
+        num_samples: int = 100,
+        context_length: int | None = None,
+        device: str = "cpu",
+        random_state: int | None = None,
+    ) -> None:
+        self.model = model
+        self.preprocessing_method = preprocessing_method
+        self.standardize = standardize
+        self.fit_nonstationary = fit_nonstationary
+        self.num_samples = num_samples
+        self.context_length = context_length
+        self.device = device
+        self.random_state = random_state
+        super().__init__()
+        # Present even with remember_data=False, so switching the config on later works as usual.
+        self._y, self._X = None, None
+
+    # ------------------------------------------------------------------ checks and state
+
+    def _check_parameters(self) -> None:
+        if not isinstance(self.model, str | os.PathLike | Mapping):
+            raise TypeError(
+                f"model must be a model name, a checkpoint path or a config dict, got {type(self.model).__name__}."
+            )
+        if self.preprocessing_method not in EMBEDDINGS:
+            raise ValueError(f"Unknown preprocessing_method {self.preprocessing_method!r}; choose one of {EMBEDDINGS}.")
+        for name in ("num_samples", "context_length"):
+            value = getattr(self, name)
+            if value is None and name == "context_length":
+                continue
+            if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}.")
+        if self.random_state is not None and not isinstance(self.random_state, int | np.integer):
+            raise TypeError(f"random_state must be an int or None, got {type(self.random_state).__name__}.")
+
+    @property
+    def _pipeline(self) -> DynaMixPipeline:
+        # Looked up in the shared cache on every use: the estimator never holds the torch model, so
+        # pickling and clone stay light and a fresh process reloads it on first use.
+        return DynaMixPipeline(get_model(self.model, self.device))
+
+    def _contexts(self) -> list[tuple[Any, pd.DataFrame]]:
+        pieces = _instances(self._cur_y)
+        if self.context_length is not None:
+            pieces = [(key, frame.iloc[-self.context_length :]) for key, frame in pieces]
+        return pieces
+
+    def _fit(self, y: pd.DataFrame, X: pd.DataFrame | None = None, fh: ForecastingHorizon | None = None):
+        """Check the parameters, load the model and keep ``y`` as the context."""
+        self._check_parameters()
+        # Without a random_state, each fit draws one seed, so all predict-like calls of this fit agree
+        # (the median, quantiles and distribution come from the same sample paths).
+        self._seed = (
+            int(np.random.SeedSequence().generate_state(1)[0]) if self.random_state is None else int(self.random_state)
+        )
+        self._cur_y = y
+        self._validate_context()
+        pipeline = self._pipeline  # loads (or finds) the model now, so a missing checkpoint fails in fit
+        self._model_dim = pipeline.model.N
+        return self
+
+    def _validate_context(self) -> None:
+        n_channels = self._cur_y.shape[1]
+        model_dim = get_model(self.model, self.device).N
+        need = min_context_length(1 if n_channels > model_dim else n_channels, model_dim, self.preprocessing_method)
+        for key, frame in self._contexts():
+            name = "y" if key is None else f"series {key!r} of y"
+            _check_spacing(frame.index, name)
+            if len(frame) < need:
+                raise ValueError(
+                    f"{name} has {len(frame)} time points; DynaMix with preprocessing_method="
+                    f"{self.preprocessing_method!r} needs at least {need}. Pass a longer series"
+                    + (" or a larger context_length." if self.context_length is not None else ".")
+                )
+
+    def _update(self, y: pd.DataFrame, X: pd.DataFrame | None = None, update_params: bool = True):
+        """Extend the context with new observations (no refit, nothing to re-learn)."""
+        old = self._cur_y
+        kept = old.loc[~old.index.isin(y.index)]
+        self._cur_y = pd.concat([kept, y]).sort_index() if len(kept) < len(old) else pd.concat([old, y])
+        self._validate_context()
+        return self
+
+    # ------------------------------------------------------------------ forecasting
+
+    def _cutoff_of(self, frame: pd.DataFrame) -> pd.Index:
+        cut = frame.index[-1:]
+        if isinstance(cut, pd.DatetimeIndex) and cut.freq is None:
+            cut = pd.DatetimeIndex(cut, freq=_check_spacing(frame.index, "y"))
+        return cut
+
+    def _plan(self, fh: ForecastingHorizon) -> list[tuple[Any, pd.Index, np.ndarray]]:
+        """Per series: its key, the absolute index of the forecast and the (1-based) steps to take."""
+        plan = []
+        for key, frame in self._contexts():
+            cutoff = self._cutoff_of(frame)
+            steps = np.asarray(fh.to_relative(cutoff), dtype=np.int64)
+            if steps.min() < 1:
+                raise NotImplementedError(
+                    "DynaMixForecaster makes no in-sample predictions; fh must lie after the end of each series "
+                    f"(got relative steps {steps.tolist()})."
+                )
+            plan.append((key, fh.to_absolute_index(cutoff), steps))
+        return plan
+
+    def _sample_paths(self, horizon: int) -> np.ndarray:
+        """``(K, H, S, F)`` sample paths of all series in one batched engine call."""
+        contexts = [frame.to_numpy(dtype=np.float64) for _, frame in self._contexts()]
+        paths = self._pipeline.forecast(
+            contexts,
+            horizon,
+            preprocessing_method=self.preprocessing_method,
+            standardize=self.standardize,
+            fit_nonstationary=self.fit_nonstationary,
+            num_samples=int(self.num_samples),
+            seed=self._seed,
+        )
+        return paths[None] if self.num_samples == 1 else paths
+
+    def _selected(self, fh: ForecastingHorizon) -> tuple[list[tuple[Any, pd.Index, np.ndarray]], np.ndarray]:
+        plan = self._plan(fh)
+        horizon = int(max(steps.max() for _, _, steps in plan))
+        return plan, self._sample_paths(horizon)
+
+    def _frame(self, plan, values: list[np.ndarray], columns: pd.Index) -> pd.DataFrame:
+        """Assemble per-series ``(len(fh), C)`` blocks into one frame indexed like ``y``."""
+        frames = []
+        for (key, index, _), block in zip(plan, values, strict=True):
+            if key is not None:
+                keys = key if isinstance(key, tuple) else (key,)
+                index = pd.MultiIndex.from_tuples([(*keys, t) for t in index], names=self._cur_y.index.names)
+            else:
+                index = index.rename(self._cur_y.index.name)
+            frames.append(pd.DataFrame(block, index=index, columns=columns))
+        return pd.concat(frames) if len(frames) > 1 else frames[0]
+
+    def _predict(self, fh: ForecastingHorizon, X: pd.DataFrame | None = None) -> pd.DataFrame:
+        """Median of the sample paths at the requested steps."""
+        plan, paths = self._selected(fh)
+        point = np.median(paths, axis=0)  # (H, S, F)
+        values = [point[steps - 1, s] for s, (_, _, steps) in enumerate(plan)]
+        return self._frame(plan, values, self._cur_y.columns)
+
+    def _predict_quantiles(self, fh: ForecastingHorizon, X: pd.DataFrame | None, alpha: list[float]) -> pd.DataFrame:
+        """Empirical quantiles of the sample paths."""
+        plan, paths = self._selected(fh)
+        q = np.quantile(paths, alpha, axis=0)  # (A, H, S, F)
+        values = []
+        for s, (_, _, steps) in enumerate(plan):
+            block = q[:, steps - 1, s]  # (A, len(fh), F)
+            values.append(block.transpose(1, 2, 0).reshape(len(steps), -1))  # columns (var, alpha)
+        columns = pd.MultiIndex.from_product([self._get_varnames(), alpha])
+        return self._frame(plan, values, columns)
+
+    def _predict_var(self, fh: ForecastingHorizon, X: pd.DataFrame | None = None, cov: bool = False) -> pd.DataFrame:
+        """Variance of the sample paths (marginal; ``cov=True`` is not supported)."""
+        if cov:
+            raise NotImplementedError("DynaMixForecaster returns marginal variances only; use cov=False.")
+        plan, paths = self._selected(fh)
+        var = paths.var(axis=0)
+        values = [var[steps - 1, s] for s, (_, _, steps) in enumerate(plan)]
+        return self._frame(plan, values, self._cur_y.columns)
+
+    def _predict_proba(self, fh: ForecastingHorizon, X: pd.DataFrame | None = None, marginal: bool = True):
+        """The sample paths as an skpro ``Empirical`` distribution."""
+        from skpro.distributions.empirical import Empirical
+
+        plan, paths = self._selected(fh)
+        samples = []
+        for k in range(paths.shape[0]):
+            frame = self._frame(
+                plan, [paths[k, steps - 1, s] for s, (_, _, steps) in enumerate(plan)], self._get_varnames()
+            )
+            samples.append(frame)
+        spl = pd.concat(samples, keys=range(paths.shape[0]), names=["sample"])
+        return Empirical(spl, time_indep=marginal)
+
+    # ------------------------------------------------------------------ tests
+
+    @classmethod
+    def get_test_params(cls, parameter_set: str = "default") -> list[dict[str, Any]]:
+        """Parameter sets for sktime's conformance tests: tiny random models, offline and fast.
+
+        Parameters
+        ----------
+        parameter_set : str, default "default"
+            Name of the set (only ``"default"``).
+
+        Returns
+        -------
+        list of dict
+        """
+        return [
+            {"model": {"M": 8, "N": 3, "Experts": 2, "P": 1}, "num_samples": 5, "random_state": 0},
+            {
+                "model": {"M": 6, "N": 1, "Experts": 3, "P": 2},
+                "preprocessing_method": "zero_embedding",
+                "num_samples": 3,
+                "context_length": 40,
+                "random_state": 1,
+            },
+        ]
