@@ -1,0 +1,418 @@
+"""DynaMix as a darts forecasting model.
+
+``DynaMixModel`` is a :class:`darts.models.forecasting.forecasting_model.GlobalForecastingModel` with
+its own inference path rather than darts' ``FoundationModel``/``TorchForecastingModel`` route: that
+route needs PyTorch Lightning and chunked re-feeding of ``output_chunk_length`` windows, while DynaMix
+rolls out natively for any ``n`` and has nothing to train. ``fit`` only checks the series and loads
+the model (shared per checkpoint and device); ``predict`` forecasts all series in one batched engine
+call; ``historical_forecasts(retrain=False)`` and ``backtest`` put every window of every series into
+one batched rollout.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from darts import TimeSeries
+from darts.models.forecasting.forecasting_model import GlobalForecastingModel
+from darts.utils.historical_forecasts.optimized_historical_forecasts_torch import _create_dataset_bounds
+from darts.utils.serialization import add_safe_globals
+
+from .checkpoint import DEFAULT_MODEL
+from .model_cache import ModelSpec, get_model
+from .pipeline import DynaMixPipeline
+from .preprocessing import EMBEDDINGS, min_context_length
+
+__all__ = ["DynaMixModel"]
+
+
+def _as_list(series: TimeSeries | Sequence[TimeSeries], what: str) -> tuple[list[TimeSeries], bool]:
+    if isinstance(series, TimeSeries):
+        return [series], True
+    if isinstance(series, Sequence) and series and all(isinstance(s, TimeSeries) for s in series):
+        return list(series), False
+    raise TypeError(
+        f"{what} must be a darts TimeSeries or a non-empty list of TimeSeries, got {type(series).__name__}."
+    )
+
+
+def _refuse_covariates(past_covariates: Any, future_covariates: Any) -> None:
+    if past_covariates is not None or future_covariates is not None:
+        kind = "past_covariates" if past_covariates is not None else "future_covariates"
+        raise ValueError(
+            f"DynaMixModel takes no covariates, but {kind} were passed. DynaMix forecasts a series from its own "
+            "past only; drop the covariates, or add them as components of the target series if they should be "
+            "forecast jointly."
+        )
+
+
+class DynaMixModel(GlobalForecastingModel):
+    """Zero-shot forecasting with a pretrained DynaMix model (Hemmer & Durstewitz, NeurIPS 2025).
+
+    ``fit(series)`` checks the series and loads the model; nothing is trained. ``predict(n)`` rolls the
+    model out ``n`` steps from the end of each series (any ``n``, multivariate series, one or many
+    series). With ``num_samples > 1`` the result holds real DynaMix sample paths: whole trajectories
+    with independent gating noise, coherent in time.
+
+    Parameters
+    ----------
+    model : str, path or dict, default "dynamix-3d-alrnn-v1.0"
+        Released model name (looked up in ``$DYNAMIX_MODEL_DIR``, then the Hugging Face hub), a
+        checkpoint path, or an architecture dict (e.g. ``{"M": 8, "N": 3, "Experts": 2, "P": 1}``) for
+        a seeded randomly initialised model.
+    preprocessing_method : str, default "pos_embedding"
+        Embedding of series with fewer components than the model's ``N``: ``"pos_embedding"``,
+        ``"delay_embedding"``, ``"delay_embedding_random"`` or ``"zero_embedding"``.
+    standardize : bool, default True
+        Standardize each component with the context's mean and standard deviation.
+    fit_nonstationary : bool, default False
+        Box-Cox transform and power-law detrend each component first (trending series).
+    context_length : int, optional
+        Use at most the last ``context_length`` points of each series as the context.
+    device : str, default "cpu"
+        Torch device of the model.
+    random_state : int, optional
+        Seed of the model's noise; ``predict(..., random_state=...)`` overrides it per call. Without
+        either, every call draws fresh noise.
+
+    Notes
+    -----
+    Covariates are refused (the model takes none); static covariates are kept on the output but not
+    used. Save with ``model.save(path)`` and load with ``DynaMixModel.load(path)``: importing this
+    module registers the class with darts' safe loader.
+
+    Examples
+    --------
+    >>> from darts.utils.timeseries_generation import sine_timeseries
+    >>> from dynamix_forecasting.darts import DynaMixModel
+    >>> series = sine_timeseries(length=200, value_frequency=0.05)
+    >>> model = DynaMixModel(model={"M": 8, "N": 3, "Experts": 2, "P": 1}, random_state=0)  # tiny, for the example
+    >>> forecast = model.fit(series).predict(12, num_samples=20)
+    >>> forecast.n_timesteps, forecast.n_samples
+    (12, 20)
+    """
+
+    def __init__(
+        self,
+        model: ModelSpec = DEFAULT_MODEL,
+        preprocessing_method: str = "pos_embedding",
+        standardize: bool = True,
+        fit_nonstationary: bool = False,
+        context_length: int | None = None,
+        device: str = "cpu",
+        random_state: int | None = None,
+    ) -> None:
+        super().__init__(add_encoders=None)
+        if not isinstance(model, str | os.PathLike | Mapping):
+            raise TypeError(
+                f"model must be a model name, a checkpoint path or a config dict, got {type(model).__name__}."
+            )
+        if preprocessing_method not in EMBEDDINGS:
+            raise ValueError(f"Unknown preprocessing_method {preprocessing_method!r}; choose one of {EMBEDDINGS}.")
+        if context_length is not None and (
+            isinstance(context_length, bool) or not isinstance(context_length, int) or context_length < 3
+        ):
+            raise ValueError(f"context_length must be an int >= 3 or None, got {context_length!r}.")
+        if random_state is not None and not isinstance(random_state, int | np.integer):
+            raise TypeError(f"random_state must be an int or None, got {type(random_state).__name__}.")
+        self.model = model
+        self.preprocessing_method = preprocessing_method
+        self.standardize = standardize
+        self.fit_nonstationary = fit_nonstationary
+        self.context_length = context_length
+        self.device = device
+        self.random_state = random_state
+
+    # ------------------------------------------------------------------ darts' model description
+
+    @property
+    def _pipeline(self) -> DynaMixPipeline:
+        # Looked up in the shared cache on each use: the torch model never goes into a pickle.
+        return DynaMixPipeline(get_model(self.model, self.device))
+
+    @property
+    def supports_multivariate(self) -> bool:
+        return True
+
+    @property
+    def supports_probabilistic_prediction(self) -> bool:
+        return True
+
+    @property
+    def supports_transferable_series_prediction(self) -> bool:
+        return True
+
+    @property
+    def supports_past_covariates(self) -> bool:
+        return False
+
+    @property
+    def supports_future_covariates(self) -> bool:
+        return False
+
+    @property
+    def supports_static_covariates(self) -> bool:
+        return False
+
+    @property
+    def supports_sample_weight(self) -> bool:
+        return False
+
+    @property
+    def _requires_training(self) -> bool:
+        return False
+
+    @property
+    def min_train_samples(self) -> int:
+        return 1
+
+    @property
+    def _min_context(self) -> int:
+        # The shortest context the embedding accepts for a univariate series (the strictest case).
+        return min_context_length(1, get_model(self.model, self.device).N, self.preprocessing_method)
+
+    @property
+    def _target_window_lengths(self) -> tuple[int, int]:
+        return self._min_context, 0
+
+    @property
+    def extreme_lags(self) -> tuple[int | None, int | None, None, None, None, None, int]:
+        # The model reads the whole past (at least _min_context points) and needs no future values.
+        return -self._min_context, -1, None, None, None, None, 0
+
+    @property
+    def _model_encoder_settings(self) -> tuple[None, None, bool, bool, None, None]:
+        return None, None, False, False, None, None
+
+    # ------------------------------------------------------------------ fit / predict
+
+    def _check_series(self, series: list[TimeSeries]) -> None:
+        n_components = series[0].n_components
+        need = self._min_context
+        for i, s in enumerate(series):
+            name = "series" if len(series) == 1 else f"series {i}"
+            if s.n_components != n_components:
+                raise ValueError(
+                    f"All series must have the same number of components; {name} has {s.n_components}, "
+                    f"the first has {n_components}."
+                )
+            if s.n_samples != 1:
+                raise ValueError(f"{name} is stochastic ({s.n_samples} samples); pass a deterministic series.")
+            values = s.values(copy=False)
+            if not np.isfinite(values).all():
+                raise ValueError(
+                    f"{name} contains NaN or infinite values; fill them first, e.g. with "
+                    "darts.dataprocessing.transformers.MissingValuesFiller or series.fill_missing...()."
+                )
+            if len(s) < need:
+                raise ValueError(
+                    f"{name} has {len(s)} time steps; DynaMix with preprocessing_method={self.preprocessing_method!r} "
+                    f"needs at least {need}. Pass a longer series."
+                )
+
+    def fit(
+        self,
+        series: TimeSeries | Sequence[TimeSeries],
+        past_covariates: TimeSeries | Sequence[TimeSeries] | None = None,
+        future_covariates: TimeSeries | Sequence[TimeSeries] | None = None,
+        verbose: bool | None = None,
+    ) -> DynaMixModel:
+        """Check the series and load the model (nothing is trained).
+
+        Parameters
+        ----------
+        series : TimeSeries or list of TimeSeries
+            The series to forecast later (kept when it is a single series, as darts does).
+        past_covariates, future_covariates : None
+            Not supported; passing them raises a ``ValueError``.
+        verbose : bool, optional
+            Unused.
+
+        Returns
+        -------
+        DynaMixModel
+            The fitted model.
+        """
+        _refuse_covariates(past_covariates, future_covariates)
+        series_list, _ = _as_list(series, "series")
+        self._check_series(series_list)
+        super().fit(series)
+        return self
+
+    def _seed(self, random_state: int | None) -> int | None:
+        seed = self.random_state if random_state is None else random_state
+        return None if seed is None else int(seed)
+
+    def _contexts(self, values: list[np.ndarray]) -> list[np.ndarray]:
+        """Float64 ``(T, C)`` contexts, cut to the last ``context_length`` points."""
+        cut = -self.context_length if self.context_length is not None else None
+        return [np.asarray(v[cut:] if cut else v, dtype=np.float64) for v in values]
+
+    def _rollout(
+        self, contexts: list[np.ndarray], n: int, num_samples: int, seed: int | None, verbose: bool
+    ) -> np.ndarray:
+        """``(S, n, C, K)`` sample paths for all contexts, one batched engine call."""
+        paths = self._pipeline.forecast(
+            contexts,
+            n,
+            preprocessing_method=self.preprocessing_method,
+            standardize=self.standardize,
+            fit_nonstationary=self.fit_nonstationary,
+            num_samples=num_samples,
+            seed=seed,
+            progress=bool(verbose),
+        )
+        if num_samples == 1:
+            paths = paths[None]
+        return paths.transpose(2, 1, 3, 0)  # (K, n, S, C) -> (S, n, C, K)
+
+    def predict(
+        self,
+        n: int,
+        series: TimeSeries | Sequence[TimeSeries] | None = None,
+        past_covariates: TimeSeries | Sequence[TimeSeries] | None = None,
+        future_covariates: TimeSeries | Sequence[TimeSeries] | None = None,
+        num_samples: int = 1,
+        verbose: bool | None = None,
+        predict_likelihood_parameters: bool = False,
+        show_warnings: bool = True,
+        random_state: int | None = None,
+        **kwargs: Any,
+    ) -> TimeSeries | list[TimeSeries]:
+        """Forecast ``n`` steps after the end of each series.
+
+        Parameters
+        ----------
+        n : int
+            Forecast horizon (any length: the model rolls out natively).
+        series : TimeSeries or list of TimeSeries, optional
+            Series to forecast; default the single series given to ``fit``.
+        past_covariates, future_covariates : None
+            Not supported.
+        num_samples : int, default 1
+            Number of DynaMix sample paths.
+        verbose : bool, optional
+            Show a progress bar over the rollout.
+        predict_likelihood_parameters : bool, default False
+            Not supported (DynaMix has no likelihood parameters).
+        show_warnings : bool, default True
+            Unused.
+        random_state : int, optional
+            Seed for this call (overrides the constructor's ``random_state``).
+
+        Returns
+        -------
+        TimeSeries or list of TimeSeries
+            One forecast per input series, with ``num_samples`` samples, in the input's dtype.
+        """
+        _refuse_covariates(past_covariates, future_covariates)
+        if predict_likelihood_parameters:
+            raise ValueError("DynaMixModel has no likelihood parameters to predict; use num_samples for quantiles.")
+        if series is None:
+            if self.training_series is None:
+                raise ValueError("The model was fit on several series (or not at all): pass `series` to predict().")
+            series = self.training_series
+        series_list, single = _as_list(series, "series")
+        if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1:
+            raise ValueError(f"n must be a positive int, got {n!r}.")
+        if not isinstance(num_samples, int | np.integer) or num_samples < 1:
+            raise ValueError(f"num_samples must be a positive int, got {num_samples!r}.")
+        super().predict(n, series, num_samples=num_samples, verbose=verbose, show_warnings=show_warnings)
+        self._check_series(series_list)
+        paths = self._rollout(
+            self._contexts([s.values(copy=False) for s in series_list]),
+            int(n),
+            int(num_samples),
+            self._seed(random_state),
+            bool(verbose),
+        )
+        forecasts = [
+            self._build_forecast_series(paths[i].astype(s.dtype, copy=False), input_series=s)
+            for i, s in enumerate(series_list)
+        ]
+        return forecasts[0] if single else forecasts
+
+    # ------------------------------------------------------------------ batched historical forecasts
+
+    def _check_optimizable_historical_forecasts(self, retrain: Any) -> bool:
+        # Without retraining every window is a plain forecast from its past: batch them all.
+        return retrain is False or (isinstance(retrain, int) and not isinstance(retrain, bool) and retrain == 0)
+
+    def _optimized_historical_forecasts(
+        self,
+        series: Sequence[TimeSeries],
+        past_covariates: Sequence[TimeSeries] | None = None,
+        future_covariates: Sequence[TimeSeries] | None = None,
+        num_samples: int = 1,
+        start: pd.Timestamp | float | int | Literal["end"] | None = None,
+        start_format: Literal["position", "value"] = "value",
+        forecast_horizon: int = 1,
+        stride: int = 1,
+        overlap_end: bool = False,
+        last_points_only: bool = True,
+        verbose: bool = False,
+        show_warnings: bool = True,
+        predict_likelihood_parameters: bool = False,
+        random_state: int | None = None,
+        predict_kwargs: dict[str, Any] | None = None,
+    ) -> list[TimeSeries] | list[list[TimeSeries]]:
+        """All windows of all series as one batched rollout (called by ``historical_forecasts``)."""
+        _refuse_covariates(past_covariates, future_covariates)
+        if predict_likelihood_parameters:
+            raise ValueError("DynaMixModel has no likelihood parameters to predict.")
+        series = list(series)
+        self._check_series(series)
+        # darts' own bookkeeping decides which prediction start points exist (start, stride, overlap_end).
+        bounds, _ = _create_dataset_bounds(
+            model=self,
+            series=series,
+            start=start,
+            start_format=start_format,
+            forecast_horizon=forecast_horizon,
+            stride=stride,
+            overlap_end=overlap_end,
+            show_warnings=show_warnings,
+        )
+        starts = [list(range(int(lo), int(hi) + 1, stride)) for lo, hi in bounds]
+        # Windows are cut from the values array (slicing TimeSeries objects costs more than the rollout).
+        values = [s.values(copy=False) for s in series]
+        flat = [v[: int(p)] for v, points in zip(values, starts, strict=True) for p in points]
+        if not flat:
+            return [[] for _ in series]
+        seed = self._seed(random_state if random_state is not None else (predict_kwargs or {}).get("random_state"))
+        paths = self._rollout(self._contexts(flat), forecast_horizon, num_samples, seed, verbose)  # (W, H, C, K)
+        out, w = [], 0
+        for s, points in zip(series, starts, strict=True):
+            block = paths[w : w + len(points)].astype(s.dtype, copy=False)
+            w += len(points)
+            # One time index covering every window, sliced per window below.
+            last = points[-1] + forecast_horizon
+            future = max(0, last - len(s))
+            times = s.time_index
+            if future:
+                times = times.append(
+                    pd.RangeIndex(times[-1] + s.freq, times[-1] + (future + 1) * s.freq, s.freq)
+                    if s.has_range_index
+                    else pd.date_range(times[-1] + s.freq, periods=future, freq=s.freq)
+                )
+            kept = dict(components=s.components, static_covariates=s.static_covariates, hierarchy=s.hierarchy)
+            if last_points_only:
+                # Step `forecast_horizon` of each window: every `stride` steps from the first one.
+                ends = np.asarray(points) + forecast_horizon - 1
+                out.append(TimeSeries(times[ends], block[:, -1], freq=s.freq * stride, copy=False, **kept))
+            else:
+                out.append(
+                    [
+                        TimeSeries(times[p : p + forecast_horizon], block[j], copy=False, **kept)
+                        for j, p in enumerate(points)
+                    ]
+                )
+        return out
+
+
+# darts loads models with a restricted unpickler; allow this class (its state is plain values).
+add_safe_globals([DynaMixModel])
