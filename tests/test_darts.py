@@ -175,3 +175,22 @@ def test_bad_input_gets_clear_errors(lorenz):
         DynaMixModel(preprocessing_method="spline")
     with pytest.raises(ValueError, match="n must be a positive int"):
         model.predict(0)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"start": 0.7},
+        {"start": 210, "start_format": "position", "stride": 5},
+        {"start": 0.7, "overlap_end": True},
+        {},
+    ],
+)
+def test_batched_windows_are_darts_windows(kwargs):
+    series = TimeSeries.from_values(sine_timeseries(length=300, value_frequency=0.03).values())
+    model = DynaMixModel(model=TINY, random_state=0).fit(series)
+    common = dict(series=series, forecast_horizon=24, retrain=False, last_points_only=False, **kwargs)
+    fast = model.historical_forecasts(**common)
+    loop = model.historical_forecasts(**common, enable_optimization=False)
+    assert [w.time_index.tolist() for w in fast] == [w.time_index.tolist() for w in loop]
+    np.testing.assert_allclose(np.stack([w.values() for w in fast]), np.stack([w.values() for w in loop]), atol=1e-4)

@@ -120,13 +120,13 @@ def test_inside_transformed_target_forecaster_and_with_an_imputer(released):
     pipe = TransformedTargetForecaster(
         [
             ("deseasonalize", Deseasonalizer(sp=12, model="multiplicative")),
-            ("dynamix", DynaMixForecaster(model=released, num_samples=20, random_state=0)),
+            ("dynamix", DynaMixForecaster(model=released, fit_nonstationary=True, num_samples=20, random_state=0)),
         ]
     )
     pipe.fit(y.iloc[:-12])
     pred = pipe.predict(fh=list(range(1, 13)))
     mape = np.mean(np.abs(pred.to_numpy() - y.iloc[-12:].to_numpy()) / y.iloc[-12:].to_numpy())
-    assert mape < 0.15, mape
+    assert mape < 0.08, mape  # deseasonalized + the non-stationary mode follows the trend
     gappy = y.copy()
     gappy.iloc[[10, 50, 90]] = np.nan
     imputed = TransformedTargetForecaster(
