@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 from .checkpoint import DEFAULT_MODEL, load_model
 from .inputs import SeriesBatch, as_series_batch
 from .model import DynaMix
+from .numba_rollout import initial_state_rowwise
 from .preprocessing import (
     EMBEDDINGS,
     NonstationaryTransform,
@@ -27,7 +28,7 @@ from .preprocessing import (
     min_context_length,
     standardization,
 )
-from .rollout import NoiseStreams, rollout
+from .rollout import NoiseStreams, choose_backend, rollout
 
 # A standardized series whose forecast leaves this multiple of its context's range counts as diverged.
 DIVERGENCE_FACTOR = 10.0
@@ -195,6 +196,7 @@ class DynaMixPipeline:
         batch_size: int | None = None,
         progress: bool = False,
         exact: bool | None = None,
+        backend: str = "auto",
     ) -> np.ndarray | torch.Tensor:
         """Forecast ``horizon`` steps ahead of each context series.
 
@@ -234,6 +236,10 @@ class DynaMixPipeline:
             Run the reference step, which repeats the published implementation's float32 arithmetic
             operation for operation (bit-identical deterministic forecasts), instead of the fused fast
             step (equal maths, different rounding order). Default: exact when ``noise=False``.
+        backend : str, default "auto"
+            Implementation of the fast step when not exact: ``"numba"`` (compiled CPU kernel, the
+            default on CPUs), ``"torch"`` (fused batched torch ops, the default on GPUs) or
+            ``"auto"``.
 
         Returns
         -------
@@ -295,14 +301,26 @@ class DynaMixPipeline:
             for r, x, st in zip(rows, init_rows, stats, strict=True)
         ]
         fused = noise if exact is None else not exact
+        if backend not in ("auto", "numba", "torch"):
+            raise ValueError(f"Unknown backend {backend!r}; choose 'auto', 'numba' or 'torch' (or pass exact=True).")
         obs = self._roll(
-            prepared, batch.layout, horizon, num_samples, seed, noise, divergence_guard, batch_size, progress, fused
+            prepared,
+            batch.layout,
+            horizon,
+            num_samples,
+            seed,
+            noise,
+            divergence_guard,
+            batch_size,
+            progress,
+            fused,
+            backend,
         )
         forecasts = self._postprocess(prepared, obs)  # (K, R, H, n_row)
         return self._format(forecasts, batch, split, num_samples)
 
     def _roll(
-        self, prepared, layout, horizon, num_samples, seed, noise, guard, batch_size, progress, fused
+        self, prepared, layout, horizon, num_samples, seed, noise, guard, batch_size, progress, fused, backend
     ) -> np.ndarray:
         lengths = [p.embedded.shape[0] for p in prepared]
         longest, shortest = max(lengths), min(lengths)
@@ -325,10 +343,9 @@ class DynaMixPipeline:
         x0 = torch.as_tensor(np.stack([p.x0 for p in prepared]), dtype=torch.float32, device=device)
         scale = ctx_t.abs().amax(dim=(0, 2)).clamp_min(1.0)
         mask_t = None if mask is None else torch.as_tensor(mask, device=device).t()
-        # Rows are sample-major: row k * R + r is sample k of series r.
+        # Rows are sample-major: row k * R + r is sample k of series r; rows share their series' context.
         rows = n_rows * num_samples
-        ctx_all = ctx_t.repeat(1, num_samples, 1)
-        mask_all = None if mask_t is None else mask_t.repeat(1, num_samples)
+        row_ctx = torch.arange(n_rows, device=device).repeat(num_samples)
         x0_all, scale_all = x0.repeat(num_samples, 1), scale.repeat(num_samples)
         # One noise stream per sample index, shared by all series: a series' forecast does not depend
         # on the other series in the batch, on the horizon (prefixes agree) or on batch_size.
@@ -338,21 +355,30 @@ class DynaMixPipeline:
         # With the guard on, a series that reaches the bound is reported too (it was diverging).
         limit = DIVERGENCE_FACTOR if guard is None else min(DIVERGENCE_FACTOR, guard)
         chunk = batch_size or max(1, (1 << 26) // max(1, ctx.shape[1] * n_model))
+        kind = choose_backend(self.model, device, backend if fused else "reference")
         outs, diverged = [], []
         bar = tqdm(total=horizon * rows, disable=not progress, unit="step", unit_scale=True, desc="DynaMix rollout")
         with torch.no_grad():
             for lo in range(0, rows, chunk):
                 hi = min(lo + chunk, rows)
-                z0 = self.model.initial_state(x0_all[lo:hi])
+                # The compiled kernel computes each row on its own; its initial states are built row by row
+                # too, so a series' forecast is the same bits alone, in any batch or chunk.
+                z0 = (
+                    initial_state_rowwise(self.model, x0_all[lo:hi])
+                    if kind == "numba"
+                    else self.model.initial_state(x0_all[lo:hi])
+                )
                 result = rollout(
                     self.model,
-                    ctx_all[:, lo:hi],
+                    ctx_t,
                     z0,
                     horizon,
+                    rows=row_ctx[lo:hi],
                     noise=noise,
                     streams=streams.subset(lo, hi),
-                    mask=None if mask_all is None else mask_all[:, lo:hi],
+                    mask=mask_t,
                     fused=fused,
+                    backend=backend,
                     n_obs=n_obs,
                     bound=None if guard is None else guard * scale_all[lo:hi],
                     threshold=limit * scale_all[lo:hi],

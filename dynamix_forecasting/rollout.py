@@ -20,6 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from . import numba_rollout
 from .model import AlmostLinearRNNExpert, DynaMix
 
 NOISE_BLOCK = 256
@@ -140,6 +141,36 @@ def _fast_path_applies(model: DynaMix) -> bool:
     return all(isinstance(e, AlmostLinearRNNExpert) and not hasattr(e, "sigma") for e in model.experts)
 
 
+BACKENDS = ("auto", "numba", "torch", "reference")
+
+
+def choose_backend(model: DynaMix, device: torch.device, backend: str = "auto") -> str:
+    """The step implementation a rollout will use.
+
+    ``"reference"`` is :meth:`DynaMix.step` (the published arithmetic, any expert kind); ``"torch"``
+    the fused batched torch step (any device); ``"numba"`` the compiled CPU kernel. ``"auto"`` picks
+    numba on the CPU and torch elsewhere, and the reference step for experts the fast paths do not
+    cover (clipped-shallow-PLRNN or probabilistic experts).
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"Unknown backend {backend!r}; choose one of {BACKENDS}.")
+    if backend == "reference":
+        return backend
+    if not _fast_path_applies(model):
+        if backend != "auto":
+            raise ValueError(
+                f"backend={backend!r} covers deterministic almost-linear RNN experts only; this model has "
+                f"{model.config.expert_type} experts (probabilistic={model.config.probabilistic_expert}). "
+                "Use backend='reference' or 'auto'."
+            )
+        return "reference"
+    if backend == "numba" and (not numba_rollout.AVAILABLE or device.type != "cpu"):
+        raise ValueError("backend='numba' needs the numba package and a CPU device; use backend='torch'.")
+    if backend == "auto":
+        return "numba" if numba_rollout.AVAILABLE and device.type == "cpu" else "torch"
+    return backend
+
+
 @torch.no_grad()
 def rollout(
     model: DynaMix,
@@ -147,6 +178,7 @@ def rollout(
     z0: torch.Tensor,
     horizon: int,
     *,
+    rows: torch.Tensor | None = None,
     noise: bool = True,
     streams: NoiseStreams | None = None,
     mask: torch.Tensor | None = None,
@@ -154,6 +186,7 @@ def rollout(
     bound: torch.Tensor | None = None,
     threshold: torch.Tensor | None = None,
     fused: bool = True,
+    backend: str = "auto",
     on_block: Callable[[int], None] | None = None,
 ) -> RolloutResult:
     """Roll the latent dynamics ``horizon`` steps from ``z0``.
@@ -161,28 +194,32 @@ def rollout(
     Parameters
     ----------
     model : DynaMix
-        The model (any expert kind; deterministic AL-RNN experts can take the fused path).
+        The model (any expert kind; deterministic AL-RNN experts can take the fast paths).
     context : torch.Tensor
-        Embedded, standardized contexts ``(T, B, N)``.
+        Embedded, standardized contexts ``(T, S, N)``.
     z0 : torch.Tensor
         Initial latent states ``(M, B)``.
     horizon : int
         Number of steps.
+    rows : torch.Tensor, optional
+        ``(B,)`` context index of each row, so that sample paths share their series' context
+        (default: row ``b`` uses context ``b``).
     noise : bool, default True
         Draw the gating noise (the published behaviour); False gives the deterministic forecast.
     streams : NoiseStreams, optional
         Where each row's noise comes from (default: an independent fresh stream per row).
     mask : torch.Tensor, optional
-        Boolean ``(T-1, B)`` marking real attention frames where contexts were left-padded.
+        Boolean ``(T-1, S)`` marking real attention frames where contexts were left-padded.
     n_obs : int, optional
         How many leading latent entries to record (default ``N``).
     bound : torch.Tensor, optional
         ``(B,)`` bound on ``|z|`` applied after every step (the divergence guard).
     threshold : torch.Tensor, optional
-        ``(B,)`` level of ``|observation|`` at which a series counts as diverged.
+        ``(B,)`` level of ``|observation|`` at which a row counts as diverged.
     fused : bool, default True
-        Use the fused batched step; False runs :meth:`DynaMix.step`, the reference that
-        reproduces the published implementation's arithmetic exactly.
+        False forces the reference step (same as ``backend="reference"``).
+    backend : str, default "auto"
+        ``"auto"``, ``"numba"``, ``"torch"`` or ``"reference"`` (see :func:`choose_backend`).
     on_block : callable, optional
         Called with the number of steps done after each block (for progress bars).
 
@@ -190,19 +227,36 @@ def rollout(
     -------
     RolloutResult
     """
-    _, batch, n_model = context.shape
+    n_model = context.shape[2]
+    batch = z0.shape[1]
     n_obs = n_model if n_obs is None else n_obs
     device, dtype = context.device, context.dtype
+    explicit_rows = rows is not None
+    rows = torch.arange(context.shape[1], device=device) if rows is None else rows.to(device)
+    if rows.numel() != batch:
+        raise ValueError(f"rows has {rows.numel()} entries but z0 has {batch} columns.")
+    kind = choose_backend(model, device, "reference" if not fused else backend)
     probabilistic = any(hasattr(e, "sigma") for e in model.experts)
-    use_fused = fused and _fast_path_applies(model)
-    if use_fused:
-        fused_step = _FusedStep(model, context, mask)
-        z = z0.t().contiguous()
-        lim = None if bound is None else bound[:, None]
+    if kind == "numba":
+        first = np.zeros(context.shape[1], dtype=np.int64)
+        if mask is not None:
+            first = (mask.shape[0] - mask.sum(0)).cpu().numpy()  # padding sits at the start
+        rows_np = rows.cpu().numpy()
+        kernel = numba_rollout.NumbaAlrnnRollout(model, context, rows_np, first[rows_np])
+        z_np = np.ascontiguousarray(z0.t().cpu().numpy(), dtype=np.float32)
+        lim_np = np.full(batch, np.inf, dtype=np.float32) if bound is None else bound.cpu().numpy().astype(np.float32)
     else:
-        encoded = model.gating_network.encode(context)
-        z = z0
-        lim = None if bound is None else bound[None, :]
+        if explicit_rows:
+            context = context.index_select(1, rows)
+            mask = None if mask is None else mask.index_select(1, rows)
+        if kind == "torch":
+            fused_step = _FusedStep(model, context, mask)
+            z = z0.t().contiguous()
+            lim = None if bound is None else bound[:, None]
+        else:
+            encoded = model.gating_network.encode(context)
+            z = z0
+            lim = None if bound is None else bound[None, :]
 
     out = torch.empty(horizon, batch, n_obs, device=device, dtype=dtype)
     diverged = torch.zeros(batch, dtype=torch.int64, device=device)
@@ -214,38 +268,42 @@ def rollout(
         generators = streams.generators(device)
     for start in range(0, horizon, NOISE_BLOCK):
         stop = min(start + NOISE_BLOCK, horizon)
-        # Noise is drawn (steps, B, N) in both paths, so they use the same draws for the same seeds.
+        # Noise is drawn (steps, B, N) in every path, so they use the same draws for the same seeds.
         eps_block = _draw(generators, streams.rows, (n_model,), device, dtype) if noise else None
         expert_block = (
             _draw(generators, streams.rows, (experts, m), device, dtype).permute(0, 2, 3, 1)
             if noise and probabilistic
             else None
         )
-        for t in range(start, stop):
-            eps = None if eps_block is None else eps_block[t - start]
-            if use_fused:
-                z = fused_step(z, eps)
-                if lim is not None:
-                    z = torch.maximum(torch.minimum(z, lim), -lim)
-                out[t] = z[:, :n_obs]
-            else:
-                z = model.step(
-                    z,
-                    context,
-                    encoded=encoded,
-                    gating_eps=None if eps is None else eps.t(),
-                    expert_eps=None if expert_block is None else expert_block[t - start],
-                    mask=mask,
-                )
-                if lim is not None:
-                    z = torch.maximum(torch.minimum(z, lim), -lim)
-                out[t] = z[:n_obs].t()
+        if kind == "numba":
+            eps_np = None if eps_block is None else eps_block[: stop - start].numpy()
+            out[start:stop] = torch.from_numpy(kernel.run(z_np, stop - start, eps_np, lim_np, n_obs))
+        else:
+            for t in range(start, stop):
+                eps = None if eps_block is None else eps_block[t - start]
+                if kind == "torch":
+                    z = fused_step(z, eps)
+                    if lim is not None:
+                        z = torch.maximum(torch.minimum(z, lim), -lim)
+                    out[t] = z[:, :n_obs]
+                else:
+                    z = model.step(
+                        z,
+                        context,
+                        encoded=encoded,
+                        gating_eps=None if eps is None else eps.t(),
+                        expert_eps=None if expert_block is None else expert_block[t - start],
+                        mask=mask,
+                    )
+                    if lim is not None:
+                        z = torch.maximum(torch.minimum(z, lim), -lim)
+                    out[t] = z[:n_obs].t()
         block = out[start:stop]
         bad = ~torch.isfinite(block).all(-1)
         if threshold is not None:
             bad |= block.abs().amax(-1) >= threshold
-        first = torch.where(bad.any(0), bad.int().argmax(0) + start + 1, 0)
-        diverged = torch.where(diverged == 0, first, diverged)
+        first_bad = torch.where(bad.any(0), bad.int().argmax(0) + start + 1, 0)
+        diverged = torch.where(diverged == 0, first_bad, diverged)
         if on_block is not None:
             on_block(stop - start)
     return RolloutResult(out, diverged)

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from dynamix_forecasting import DynaMix, DynaMixConfig
+from dynamix_forecasting.numba_rollout import initial_state_rowwise
 from dynamix_forecasting.rollout import NoiseStreams, rollout
 
 from .conftest import PARITY
@@ -31,10 +32,12 @@ def test_parity_case(case, pipeline, parity_dir):
     assert error.max() <= 1e-3, f"{case}: max |forecast - expected| / std = {error.max():.3g}"
 
 
+@pytest.mark.parametrize("backend", ["torch", "numba"])
 @pytest.mark.parametrize(
-    ("n", "m", "experts", "p"), [(1, 4, 2, 1), (3, 30, 10, 2), (4, 16, 5, 3), (6, 64, 16, 2), (2, 9, 1, 0)]
+    ("n", "m", "experts", "p"),
+    [(1, 4, 2, 1), (3, 30, 10, 2), (4, 16, 5, 3), (6, 64, 16, 2), (2, 9, 1, 0), (5, 40, 16, 40)],
 )
-def test_fused_step_matches_reference_step(n, m, experts, p):
+def test_fast_steps_match_reference_step(n, m, experts, p, backend):
     torch.manual_seed(n * 100 + m)
     model = DynaMix(DynaMixConfig(M=m, N=n, Experts=experts, P=p))
     with torch.no_grad():  # make the random model less contractive so states stay O(1)
@@ -45,8 +48,8 @@ def test_fused_step_matches_reference_step(n, m, experts, p):
     context = torch.randn(50, 7, n)
     z0 = model.initial_state(context[-1])
     streams = NoiseStreams.fresh(7, seed=1)
-    ref = rollout(model, context, z0, 20, fused=False, streams=streams).observations
-    fast = rollout(model, context, z0, 20, fused=True, streams=streams).observations
+    ref = rollout(model, context, z0, 20, backend="reference", streams=streams).observations
+    fast = rollout(model, context, z0, 20, backend=backend, streams=streams).observations
     scale = ref.abs().max().clamp_min(1.0)
     assert torch.allclose(fast[:5], ref[:5], atol=1e-5 * scale, rtol=1e-5)
     assert torch.allclose(fast, ref, atol=1e-3 * scale, rtol=1e-3)
@@ -59,3 +62,44 @@ def test_default_engine_is_exact_only_without_noise(pipeline, parity_dir):
     assert np.array_equal(exact, pipeline.forecast(data["context"], 100, noise=False, exact=True))
     # Same maths, different rounding order: equal to float32 precision at first, then chaos amplifies.
     assert np.abs(fused[:10] - exact[:10]).max() < 1e-4
+
+
+@pytest.mark.parametrize("backend", ["torch", "numba"])
+def test_fast_steps_with_masks_shared_contexts_and_bounds(backend):
+    torch.manual_seed(3)
+    model = DynaMix(DynaMixConfig(M=12, N=3, Experts=4, P=2))
+    with torch.no_grad():
+        for e in model.experts:
+            e.W.normal_(0, 0.5 / 12**0.5)
+        model.gating_network.mlp_layer1.weight.normal_(0, 0.5)
+    context = torch.randn(40, 3, 3)
+    mask = torch.ones(39, 3, dtype=torch.bool)
+    mask[:15, 1] = False  # series 1 is left-padded by 15 frames
+    context[:15, 1] = 0.0
+    rows = torch.tensor([0, 1, 2, 0, 1, 2])  # two samples per series, sharing the contexts
+    z0 = model.initial_state(context[-1].index_select(0, rows))
+    streams = NoiseStreams([5, 6], rows=torch.tensor([0, 0, 0, 1, 1, 1]))
+    kwargs = dict(rows=rows, mask=mask, streams=streams, bound=torch.full((6,), 0.8))
+    ref = rollout(model, context, z0, 15, backend="reference", **kwargs).observations
+    fast = rollout(model, context, z0, 15, backend=backend, **kwargs).observations
+    assert ref.abs().max() <= 0.8 + 1e-6  # the bound is applied
+    assert torch.allclose(fast[:5], ref[:5], atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(fast[:, 0], fast[:, 3])  # the two samples have their own noise
+
+
+def test_numba_rows_do_not_depend_on_their_batch():
+    torch.manual_seed(4)
+    model = DynaMix(DynaMixConfig(M=16, N=3, Experts=5, P=2))
+    context = torch.randn(60, 8, 3)
+    z0 = initial_state_rowwise(model, context[-1])
+    streams = NoiseStreams.fresh(8, seed=2)
+    full = rollout(model, context, z0, 30, backend="numba", streams=streams).observations
+    part = rollout(
+        model,
+        context[:, 5:6],
+        initial_state_rowwise(model, context[-1, 5:6]),
+        30,
+        backend="numba",
+        streams=streams.subset(5, 6),
+    ).observations
+    assert torch.equal(full[:, 5:6], part)  # bit for bit

@@ -1,0 +1,277 @@
+"""Compiled CPU kernel of the AL-RNN mixture rollout (numba).
+
+Per step DynaMix does only ~60 K floating-point operations per series, so on a CPU a framework's
+per-operation overhead (a few microseconds for each of the ~20 torch calls of a step) dominates.
+This kernel runs a whole block of steps for every row inside one compiled function: the rows are
+spread over threads (``prange``), and each row's step is plain float32 loops over the context
+(attention), the gating MLP and the stacked experts, with no temporaries beyond a few scratch vectors.
+
+Each row is computed on its own, in a fixed order, so a row's forecast does not depend on the batch
+it is in or on how the batch is chunked (bit for bit). The maths is that of
+:meth:`dynamix_forecasting.model.DynaMix.step`; the rounding order differs (tested to agree to
+float32 precision).
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import torch
+
+try:
+    import numba
+    from numba import njit, prange
+except ImportError:  # pragma: no cover - numba is a dependency; the torch path is the fallback
+    numba = None
+
+# Reassociation and contraction let the reductions vectorize; NaN/inf semantics are kept (no
+# 'nnan'/'ninf'), because a diverging forecast must stay visibly non-finite.
+_FASTMATH = {"reassoc", "contract", "arcp", "nsz"}
+_LOCK = threading.Lock()
+# Constants of the float32 exp (Cephes expf): ln 2 split in two, and the minimax polynomial of exp(r) on
+# |r| <= ln(2)/2. Arguments below -40 give weight 0 (see _attend).
+_LOG2E = np.float32(1.44269504088896341)
+_LN2_HI = np.float32(0.693359375)
+_LN2_LO = np.float32(-2.12194440e-4)
+_EXP_MIN = np.float32(-40.0)
+_P0, _P1, _P2 = np.float32(1.9875691500e-4), np.float32(1.3981999507e-3), np.float32(8.3334519073e-3)
+_P3, _P4, _P5 = np.float32(4.1665795894e-2), np.float32(1.6666665459e-1), np.float32(5.0000001201e-1)
+
+AVAILABLE = numba is not None
+
+
+def _attend(frames, encoded, y, t0, inv_t1, logits, powers, emb):
+    """Softmax attention of ``y`` over the frames ``t0..T-1``: writes the attended encoding into ``emb``.
+
+    Frames are channel-major ``(N, T)`` so that each loop runs over contiguous memory and vectorizes;
+    the softmax weights exp(-(dist - min dist) / |temp1|) use a Cephes-style float32 exp (2**k * p(r))
+    that vectorizes too, where a call to expf per frame would not. The loops run over slices starting
+    at ``t0`` with indices from 0: a loop from a runtime start would need negative-index checks that
+    stop the vectorizer.
+    """
+    n_dim = frames.shape[0]
+    dist = logits[t0:]
+    size = dist.shape[0]
+    f0 = frames[0][t0:]
+    y0 = y[0]
+    for t in range(size):
+        dist[t] = abs(f0[t] - y0)
+    for n in range(1, n_dim):
+        fn = frames[n][t0:]
+        yn = y[n]
+        for t in range(size):
+            dist[t] += abs(fn[t] - yn)
+    top = np.float32(np.inf)
+    for t in range(size):
+        top = min(top, dist[t])
+    mant = dist  # overwritten in place: the mantissa part of each weight
+    pw = powers[t0:]
+    for t in range(size):
+        x = (top - dist[t]) * inv_t1
+        keep = x > _EXP_MIN
+        x = max(x, _EXP_MIN)
+        k = np.floor(x * _LOG2E + np.float32(0.5))
+        r = x - k * _LN2_HI - k * _LN2_LO
+        q = _P0 * r + _P1
+        q = q * r + _P2
+        q = q * r + _P3
+        q = q * r + _P4
+        q = q * r + _P5
+        # Weights below exp(-40) ~ 4e-18 are far below float32 resolution next to the largest (1) and
+        # are set to 0: kept, their products with the encodings would be denormal and ~100x slower.
+        mant[t] = (q * r * r + r) + np.float32(1.0) if keep else np.float32(0.0)
+        pw[t] = (np.int32(k) + np.int32(127)) << np.int32(23)
+    scale = pw.view(np.float32)
+    total = np.float32(0.0)
+    for t in range(size):
+        e = mant[t] * scale[t]
+        mant[t] = e
+        total += e
+    for n in range(n_dim):
+        en = encoded[n][t0:]
+        acc = np.float32(0.0)
+        for t in range(size):
+            acc += mant[t] * en[t]
+        emb[n] = acc / total
+
+
+def _kernel(
+    z, frames, encoded, ctx_index, first_frame, eps, use_noise, d, sigma, inv_t1, w1e, w1z, b1, w2, b2, inv_t2,
+    a, h, w, relu_from, bound, out,
+):  # fmt: skip
+    batch, m_dim = z.shape
+    steps, _, n_obs = out.shape
+    n_dim, t_frames = frames.shape[1], frames.shape[2]
+    n_exp = a.shape[0]
+    jm = w.shape[1]
+    zero = np.float32(0.0)
+    for b in prange(batch):
+        c = ctx_index[b]
+        t0 = first_frame[b]
+        lim = bound[b]
+        zb = z[b].copy()
+        y = np.empty(n_dim, np.float32)
+        logits = np.empty(t_frames, np.float32)
+        powers = np.empty(t_frames, np.int32)
+        emb = np.empty(n_dim, np.float32)
+        hid = np.empty(n_exp, np.float32)
+        gate = np.empty(n_exp, np.float32)
+        phi = np.empty(m_dim, np.float32)
+        znew = np.empty(m_dim, np.float32)
+        wphi = np.empty(jm, np.float32)
+        for s in range(steps):
+            # Observation read by the gating network: D z (+ sigma * noise).
+            for n in range(n_dim):
+                acc = zero
+                for k in range(m_dim):
+                    acc += d[n, k] * zb[k]
+                if use_noise:
+                    acc += sigma[n] * eps[s, b, n]
+                y[n] = acc
+            _attend(frames[c], encoded[c], y, t0, inv_t1, logits, powers, emb)
+            # Gating MLP and the expert weights.
+            for j in range(n_exp):
+                acc = b1[j]
+                for n in range(n_dim):
+                    acc += w1e[j, n] * emb[n]
+                for k in range(m_dim):
+                    acc += w1z[j, k] * zb[k]
+                hid[j] = acc if acc > zero else zero
+            top = np.float32(-np.inf)
+            for j in range(n_exp):
+                acc = b2[j]
+                for k in range(n_exp):
+                    acc += w2[j, k] * hid[k]
+                gate[j] = -acc * inv_t2
+                if gate[j] > top:
+                    top = gate[j]
+            total = zero
+            for j in range(n_exp):
+                gate[j] = np.exp(gate[j] - top)
+                total += gate[j]
+            for j in range(n_exp):
+                gate[j] /= total
+            # The experts z' = A z + W phi(z) + h, mixed by the gate.
+            for k in range(m_dim):
+                phi[k] = zb[k] if k < relu_from or zb[k] > zero else zero
+            # Every expert's W_j phi at once: w is (M, J*M) with w[q, j*M + k] = W_j[k, q], so this is
+            # one long contiguous axpy per latent unit q (vectorizes without horizontal sums).
+            for i in range(jm):
+                wphi[i] = zero
+            for q in range(m_dim):
+                pq = phi[q]
+                if pq != zero:
+                    col = w[q]
+                    for i in range(jm):
+                        wphi[i] += col[i] * pq
+            for k in range(m_dim):
+                znew[k] = zero
+            for j in range(n_exp):
+                g = gate[j]
+                base = j * m_dim
+                for k in range(m_dim):
+                    znew[k] += g * (a[j, k] * zb[k] + wphi[base + k] + h[j, k])
+            for k in range(m_dim):
+                v = znew[k]
+                if v > lim:
+                    v = lim
+                elif v < -lim:
+                    v = -lim
+                zb[k] = v
+            for o in range(n_obs):
+                out[s, b, o] = zb[o]
+        for k in range(m_dim):
+            z[b, k] = zb[k]
+
+
+_attend = njit(fastmath=_FASTMATH, cache=True, nogil=True)(_attend) if AVAILABLE else _attend
+_compiled = njit(parallel=True, cache=True, fastmath=_FASTMATH, nogil=True)(_kernel) if AVAILABLE else None
+
+
+def _encode_rowwise(frames: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    """The gating network's kernel-2 convolution of ``(S, N, T)`` contexts as ``(S, N, T-1)``.
+
+    Written as elementwise float32 operations in a fixed order (torch's conv1d may pick another
+    algorithm for another batch size, and so round differently), so each series' encoding is the same
+    bits whatever batch it comes in.
+    """
+    n_out, n_in, width = weight.shape
+    length = frames.shape[2] - width + 1
+    out = np.empty((frames.shape[0], n_out, length), dtype=np.float32)
+    for o in range(n_out):
+        acc = np.full((frames.shape[0], length), bias[o], dtype=np.float32)
+        for i in range(n_in):
+            for k in range(width):
+                acc += weight[o, i, k] * frames[:, i, k : k + length]
+        out[:, o] = acc
+    return out
+
+
+def initial_state_rowwise(model, x: torch.Tensor) -> torch.Tensor:
+    """``DynaMix.initial_state`` as elementwise operations: each row's bits do not depend on the batch."""
+    b = model.B.detach()
+    z = x[:, :1] * b[0]
+    for n in range(1, x.shape[1]):
+        z = z + x[:, n : n + 1] * b[n]
+    z[:, : x.shape[1]] = x
+    return z.t()
+
+
+class NumbaAlrnnRollout:
+    """Blocks of rollout steps of an AL-RNN DynaMix, for contexts shared by several rows.
+
+    Parameters
+    ----------
+    model : DynaMix
+        A model with deterministic almost-linear RNN experts.
+    context : torch.Tensor
+        Embedded contexts ``(T, S, N)`` (one per distinct series; rows refer to them by index).
+    ctx_index : numpy.ndarray
+        ``(B,)`` context of each row.
+    first_frame : numpy.ndarray
+        ``(B,)`` first real attention frame of each row (left-padded contexts start later).
+    """
+
+    def __init__(self, model, context: torch.Tensor, ctx_index: np.ndarray, first_frame: np.ndarray) -> None:
+        gate = model.gating_network
+        n = model.N
+        as32 = lambda t: np.ascontiguousarray(t.detach().cpu().numpy(), dtype=np.float32)  # noqa: E731
+        with torch.no_grad():
+            frames = as32(context.permute(1, 2, 0))  # (S, N, T): channel-major
+            self.frames = np.ascontiguousarray(frames[:, :, :-1])
+            self.encoded = _encode_rowwise(frames, as32(gate.conv.weight), as32(gate.conv.bias))
+            w1 = gate.mlp_layer1.weight
+            self.params = (
+                as32(gate.D),
+                as32(gate.sigma),
+                np.float32(1.0 / abs(float(gate.softmax_temp1))),
+                as32(w1[:, :n]),
+                as32(w1[:, n:]),
+                as32(gate.mlp_layer1.bias),
+                as32(gate.mlp_layer2.weight),
+                as32(gate.mlp_layer2.bias),
+                np.float32(1.0 / abs(float(gate.softmax_temp2))),
+                as32(torch.stack([e.A for e in model.experts])),
+                as32(torch.stack([e.h for e in model.experts])),
+                as32(torch.cat([e.W.T for e in model.experts], dim=1)),  # (M, J*M): [q, j*M + k] = W_j[k, q]
+                np.int64(model.M - model.config.P),
+            )
+        self.ctx_index = np.ascontiguousarray(ctx_index, dtype=np.int64)
+        self.first_frame = np.ascontiguousarray(first_frame, dtype=np.int64)
+        self._dummy_eps = np.zeros((1, 1, n), dtype=np.float32)
+
+    def run(self, z: np.ndarray, steps: int, eps: np.ndarray | None, bound: np.ndarray, n_obs: int) -> np.ndarray:
+        """Advance ``z`` ``(B, M)`` in place by ``steps`` steps; returns the observations ``(steps, B, n_obs)``."""
+        out = np.empty((steps, z.shape[0], n_obs), dtype=np.float32)
+        use_noise = eps is not None
+        noise = np.ascontiguousarray(eps, dtype=np.float32) if use_noise else self._dummy_eps
+        threads = max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
+        # The workqueue threading layer must not be entered from two threads at once.
+        with _LOCK:
+            numba.set_num_threads(threads)
+            _compiled(
+                z, self.frames, self.encoded, self.ctx_index, self.first_frame, noise, use_noise, *self.params[:9],
+                *self.params[9:12], self.params[12], bound, out,
+            )  # fmt: skip
+        return out
