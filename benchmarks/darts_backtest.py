@@ -66,7 +66,7 @@ def main() -> None:
         timings[name] = (best, forecasts)
     (t_fast, fast), (t_loop, loop) = timings["batched (one rollout)"], timings["per-window loop"]
     assert len(fast) == len(loop) == args.windows, (len(fast), len(loop))
-    diff = max(float(np.abs(a.values() - b.values()).max()) for a, b in zip(fast, loop, strict=True))
+    diffs = np.stack([np.abs(a.values() - b.values())[:, 0] for a, b in zip(fast, loop, strict=True)])
     scores = model.backtest(
         series, historical_forecasts=fast, metric=mase, metric_kwargs={"m": 24}, last_points_only=False
     )
@@ -76,7 +76,10 @@ def main() -> None:
     print(f"{'path (best of ' + str(args.repeats) + ')':<24}{'seconds':>10}{'windows/s':>12}")
     for name, (seconds, _) in timings.items():
         print(f"{name:<24}{seconds:>10.3f}{args.windows / seconds:>12.1f}")
-    print(f"speed-up: {t_loop / t_fast:.1f}x   max |batched - loop|: {diff:.2e}   backtest MASE: {scores:.3f}")
+    print(f"speed-up: {t_loop / t_fast:.1f}x   backtest MASE (m=24): {scores:.3f}")
+    # Batched and single windows round differently in the last bits (batch standardization); DynaMix
+    # amplifies that over the horizon, so the difference is reported per step.
+    print(f"max |batched - loop| at step 1: {diffs[:, 0].max():.2e}, step 24: {diffs[:, -1].max():.2e}")
 
 
 if __name__ == "__main__":

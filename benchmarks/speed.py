@@ -45,12 +45,12 @@ def contexts(n_series: int, length: int) -> np.ndarray:
     return np.stack([traj[s : s + length] for s in starts], axis=1)
 
 
-def run_case(case: str, backend: str, repeats: int) -> tuple[float, int]:
+def run_case(case: str, backend: str, repeats: int, device: str = "cpu") -> tuple[float, int]:
     """Best wall time of ``repeats`` forecasts and the process' peak RSS (bytes) afterwards."""
     from dynamix_forecasting import DynaMixPipeline
 
     n_series, length, horizon = CASES[case]
-    pipeline = DynaMixPipeline.from_pretrained()
+    pipeline = DynaMixPipeline.from_pretrained(device=device)
     ctx = contexts(n_series, length)
     data = ctx[:, 0] if n_series == 1 else ctx
     pipeline.forecast(data[:, :2] if n_series > 1 else data, 3, seed=0, **BACKENDS[backend])  # warm-up/compile
@@ -58,23 +58,25 @@ def run_case(case: str, backend: str, repeats: int) -> tuple[float, int]:
     for _ in range(repeats):
         start = time.perf_counter()
         out = pipeline.forecast(data, horizon, seed=0, **BACKENDS[backend])
+        if device != "cpu":
+            torch.cuda.synchronize()
         best = min(best, time.perf_counter() - start)
     assert np.isfinite(out).all()
     return best, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-def _child(case: str, backend: str, repeats: int, queue) -> None:
+def _child(case: str, backend: str, repeats: int, device: str, queue) -> None:
     torch.set_num_threads(int(os.environ.get("SPEED_THREADS", torch.get_num_threads())))
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    seconds, peak = run_case(case, backend, repeats)
+    seconds, peak = run_case(case, backend, repeats, device)
     queue.put((seconds, peak, base))
 
 
-def measure(case: str, backend: str, repeats: int) -> tuple[float, int, int]:
+def measure(case: str, backend: str, repeats: int, device: str = "cpu") -> tuple[float, int, int]:
     """Run one case in a fresh process, so that its peak memory is its own."""
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
-    proc = ctx.Process(target=_child, args=(case, backend, repeats, queue))
+    proc = ctx.Process(target=_child, args=(case, backend, repeats, device, queue))
     proc.start()
     result = queue.get()
     proc.join()
@@ -86,11 +88,14 @@ def main() -> None:
     parser.add_argument("--cases", default="a,b,c,d")
     parser.add_argument("--backends", default="plain,torch,numba")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (numba is CPU-only)")
     args = parser.parse_args()
     cases, backends = args.cases.split(","), args.backends.split(",")
 
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
           f"torch {torch.__version__} with {torch.get_num_threads()} threads")  # fmt: skip
+    if args.device != "cpu":
+        print(f"device: {torch.cuda.get_device_name()} (peak MB is host memory)")
     print(f"{'case':<6}{'series x ctx x horizon':<26}{'backend':<8}{'seconds':>10}{'series-steps/s':>17}"
           f"{'vs plain':>10}{'peak MB':>10}")  # fmt: skip
     for case in cases:
@@ -98,7 +103,7 @@ def main() -> None:
         plain = None
         for backend in backends:
             repeats = 1 if (backend == "plain" and case in "ad") else args.repeats
-            seconds, peak, base = measure(case, backend, repeats)
+            seconds, peak, base = measure(case, backend, repeats, args.device)
             rate = n_series * horizon / seconds
             plain = rate if backend == "plain" else plain
             ratio = f"{rate / plain:.1f}x" if plain else "-"

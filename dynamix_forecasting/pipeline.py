@@ -26,6 +26,7 @@ from .preprocessing import (
     complete_initial_condition,
     embed,
     min_context_length,
+    positional_taus,
     standardization,
 )
 from .rollout import NoiseStreams, choose_backend, rollout
@@ -120,21 +121,17 @@ class DynaMixPipeline:
         """Device of the model's parameters."""
         return self.model.B.device
 
-    def _prepare(
+    def _transform(
         self,
         series: np.ndarray,
-        initial_x: np.ndarray | None,
-        method: str,
         standardize: bool,
         fit_nonstationary: bool,
-        rng: np.random.Generator,
         stats: tuple[np.ndarray, np.ndarray] | None = None,
-    ) -> _Prepared:
-        n_model = self.model.N
-        ptp = np.ptp(series, axis=0)
-        constant = ptp == 0
+    ) -> tuple[_Prepared, np.ndarray]:
+        """Non-stationary transforms and standardization of one series (float32, as published)."""
+        constant = np.ptp(series, axis=0) == 0
         prep = _Prepared(
-            series, np.zeros(n_model), series.shape[1], constant=constant, constant_values=series[0].copy()
+            series, np.zeros(self.model.N), series.shape[1], constant=constant, constant_values=series[0].copy()
         )
         # The model runs in float32; the context enters it as float32, as in the published pipeline.
         data = series.astype(np.float32)
@@ -143,19 +140,32 @@ class DynaMixPipeline:
         if standardize:
             prep.mean, prep.std = stats if stats is not None else standardization(data)
             data = (data - prep.mean) / prep.std
-        embedded = embed(data, n_model, method, rng)
+        return prep, data
+
+    def _embed(
+        self,
+        prep: _Prepared,
+        data: np.ndarray,
+        initial_x: np.ndarray | None,
+        method: str,
+        rng: np.random.Generator,
+        tau: int | None = None,
+    ) -> _Prepared:
+        """Embedding up to the model's ``N`` channels and the initial condition of one series."""
+        n_model = self.model.N
+        embedded = embed(data, n_model, method, rng, tau=tau)
         if embedded.shape[0] < 2:
             raise ValueError(
-                f"A context of {series.shape[0]} points leaves {embedded.shape[0]} frame(s) after {method}; "
+                f"A context of {data.shape[0]} points leaves {embedded.shape[0]} frame(s) after {method}; "
                 f"DynaMix needs at least 2. Pass a longer context (at least "
-                f"{min_context_length(series.shape[1], n_model, method)} points) or use preprocessing_method='zero_embedding'."
+                f"{min_context_length(data.shape[1], n_model, method)} points) or use preprocessing_method='zero_embedding'."
             )
         prep.embedded = embedded
         if initial_x is None:
             prep.x0 = embedded[-1]
         else:
             x = initial_x.astype(np.float32)
-            if standardize:
+            if prep.std is not None:
                 x = (x - prep.mean) / (prep.std + 1e-8)
             prep.x0 = x if x.shape[0] == n_model else complete_initial_condition(x, embedded)
         return prep
@@ -296,9 +306,14 @@ class DynaMixPipeline:
             # Equal-length series are standardized as one (T, R, n) batch, as published (same float32 bits).
             mean, std = standardization(np.stack(rows, axis=1))
             stats = list(zip(mean, std, strict=True))
+        staged = [self._transform(r, standardize, fit_nonstationary, st) for r, st in zip(rows, stats, strict=True)]
+        taus: list[int | None] = [None] * len(rows)
+        if preprocessing_method == "pos_embedding" and len(rows) > 1 and rows[0].shape[1] < n_model:
+            # The embedding periods of many series from batched FFTs (one series keeps the exact 1-D path).
+            taus = positional_taus([data for _, data in staged])
         prepared = [
-            self._prepare(r, x, preprocessing_method, standardize, fit_nonstationary, rng, st)
-            for r, x, st in zip(rows, init_rows, stats, strict=True)
+            self._embed(prep, data, x, preprocessing_method, rng, tau)
+            for (prep, data), x, tau in zip(staged, init_rows, taus, strict=True)
         ]
         fused = noise if exact is None else not exact
         if backend not in ("auto", "numba", "torch"):

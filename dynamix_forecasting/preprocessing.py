@@ -11,6 +11,7 @@ dynamics are chaotic: a last-bit difference in the context grows over a long hor
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import torch
@@ -39,6 +40,54 @@ def autocorrelation(x: np.ndarray, nlags: int) -> np.ndarray:
     return acov / denom
 
 
+def autocorrelations(x: np.ndarray, nlags: int) -> np.ndarray:
+    """:func:`autocorrelation` of each row of ``x`` ``(R, T)``, with one FFT call for all rows.
+
+    The numbers agree with :func:`autocorrelation` to float64 rounding (numpy's batched inverse FFT
+    rounds a little differently from the 1-D one).
+    """
+    x = np.asarray(x, dtype=np.float64)
+    x = x - x.mean(axis=1, keepdims=True)
+    n = x.shape[1]
+    nlags = min(nlags, n - 1)
+    denom = np.einsum("ij,ij->i", x, x)
+    size = 1 << int(np.ceil(np.log2(2 * n - 1)))
+    spec = np.fft.rfft(x, size, axis=1)
+    acov = np.fft.irfft(spec * np.conj(spec), size, axis=1)[:, : nlags + 1]
+    flat = denom == 0.0
+    out = acov / np.where(flat, 1.0, denom)[:, None]
+    out[flat] = 0.0
+    out[flat, 0] = 1.0
+    return out
+
+
+def _tau_from_acf(acf: np.ndarray, min_lag: int) -> int:
+    peaks, _ = find_peaks(acf)
+    valid = peaks[peaks > min_lag]
+    if valid.size:
+        return int(valid[np.argmax(acf[valid])])
+    start = min(min_lag + 1, acf.shape[0] - 1)
+    return start + int(np.argmax(acf[start:]))
+
+
+def positional_taus(datas: list[np.ndarray]) -> list[int]:
+    """:func:`positional_tau` of many series, with one batched FFT per group of equal lengths.
+
+    Much faster for many series (backtests); the periods agree with :func:`positional_tau` except
+    where two autocorrelation peaks tie to float64 rounding.
+    """
+    taus = [1] * len(datas)
+    by_length: dict[int, list[int]] = {}
+    for i, d in enumerate(datas):
+        by_length.setdefault(d.shape[0], []).append(i)
+    for t_len, members in by_length.items():
+        channels = [(i, k) for i in members for k in (_varying(datas[i]) or [0])]
+        acfs = autocorrelations(np.stack([datas[i][:, k] for i, k in channels]), t_len - 1)
+        for (i, _), acf in zip(channels, acfs, strict=True):
+            taus[i] = max(taus[i], _tau_from_acf(acf, t_len // 10))
+    return taus
+
+
 def _varying(data: np.ndarray) -> list[int]:
     return [k for k in range(data.shape[1]) if np.ptp(data[:, k]) > 0]
 
@@ -49,17 +98,7 @@ def positional_tau(data: np.ndarray) -> int:
     Maximum over channels; without a peak, the argmax of the autocorrelation beyond that lag.
     """
     t_len = data.shape[0]
-    min_lag = t_len // 10
-    taus = []
-    for k in _varying(data) or [0]:
-        acf = autocorrelation(data[:, k], t_len - 1)
-        peaks, _ = find_peaks(acf)
-        valid = peaks[peaks > min_lag]
-        if valid.size:
-            taus.append(int(valid[np.argmax(acf[valid])]))
-        else:
-            start = min(min_lag + 1, acf.shape[0] - 1)
-            taus.append(start + int(np.argmax(acf[start:])))
+    taus = [_tau_from_acf(autocorrelation(data[:, k], t_len - 1), t_len // 10) for k in _varying(data) or [0]]
     return max(max(taus), 1)
 
 
@@ -77,7 +116,23 @@ def delay_tau(data: np.ndarray, threshold: float = 1.0 / np.e) -> int:
     return max(taus)
 
 
-def embed(data: np.ndarray, model_dim: int, method: str, rng: np.random.Generator | None = None) -> np.ndarray:
+@lru_cache(maxsize=64)
+def _time_steps(t_len: int) -> torch.Tensor:
+    return torch.arange(1, t_len + 1, dtype=torch.float32)[:, None]
+
+
+@lru_cache(maxsize=16)
+def _phases(extra: int) -> torch.Tensor:
+    return torch.linspace(0.0, np.pi / 2, extra) if extra > 1 else torch.zeros(1)
+
+
+def embed(
+    data: np.ndarray,
+    model_dim: int,
+    method: str,
+    rng: np.random.Generator | None = None,
+    tau: int | None = None,
+) -> np.ndarray:
     """Lift a series ``(T, n)`` with ``n <= model_dim`` channels to ``model_dim`` channels.
 
     Parameters
@@ -91,6 +146,8 @@ def embed(data: np.ndarray, model_dim: int, method: str, rng: np.random.Generato
         ``"zero_embedding"``.
     rng : numpy.random.Generator, optional
         Source of the random delays of ``"delay_embedding_random"``.
+    tau : int, optional
+        The period of ``"pos_embedding"`` when already known (see :func:`positional_taus`).
 
     Returns
     -------
@@ -103,10 +160,8 @@ def embed(data: np.ndarray, model_dim: int, method: str, rng: np.random.Generato
         return data
     if method == "pos_embedding":
         # float32 torch, as published: float32(2 pi / tau) * t + phase, then sin.
-        phases = torch.linspace(0.0, np.pi / 2, extra) if extra > 1 else torch.zeros(1)
-        tau = positional_tau(data)
-        t = torch.arange(1, t_len + 1, dtype=torch.float32)[:, None]
-        waves = torch.sin(2 * np.pi / tau * t + phases[None, :]).numpy()
+        tau = positional_tau(data) if tau is None else tau
+        waves = torch.sin(2 * np.pi / tau * _time_steps(t_len) + _phases(extra)[None, :]).numpy()
         return np.concatenate([data, waves.astype(data.dtype)], axis=1)
     if method == "zero_embedding":
         return np.concatenate([data, np.zeros((t_len, extra), dtype=data.dtype)], axis=1)

@@ -118,7 +118,7 @@ class DynaMixForecaster(BaseForecaster):
     _tags: ClassVar[dict[str, Any]] = {
         "authors": ["dynamix-forecasting developers"],
         "maintainers": ["dynamix-forecasting developers"],
-        "python_dependencies": ["torch", "safetensors", "huggingface-hub", "scipy"],
+        "python_dependencies": ["torch", "numba", "safetensors", "huggingface-hub", "scipy"],
         "y_inner_mtype": ["pd.DataFrame", "pd-multiindex", "pd_multiindex_hier"],
         "X_inner_mtype": ["pd.DataFrame", "pd-multiindex", "pd_multiindex_hier"],
         "capability:multivariate": True,

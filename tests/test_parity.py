@@ -103,3 +103,18 @@ def test_numba_rows_do_not_depend_on_their_batch():
         streams=streams.subset(5, 6),
     ).observations
     assert torch.equal(full[:, 5:6], part)  # bit for bit
+
+
+def test_numba_threads_follow_torch():
+    import numba
+
+    torch.manual_seed(0)
+    model = DynaMix(DynaMixConfig(M=8, N=3, Experts=2, P=1))
+    context = torch.randn(30, 4, 3)
+    previous = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)  # e.g. inside a joblib worker: no oversubscription
+        rollout(model, context, model.initial_state(context[-1]), 5, backend="numba")
+        assert numba.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(previous)

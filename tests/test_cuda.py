@@ -1,0 +1,51 @@
+"""The engine and the adapters on a CUDA device (run where torch sees one; CI machines have none)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from dynamix_forecasting import DynaMixPipeline, load_model
+
+from .conftest import MODEL_FILE
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (torch sees none)")
+
+
+@pytest.fixture(scope="module")
+def gpu_pipeline(released_model):
+    return DynaMixPipeline(load_model(MODEL_FILE, device="cuda"))
+
+
+def test_cuda_forecasts_match_the_cpu(gpu_pipeline, pipeline, example):
+    lorenz = example("lorenz63")[:1000]
+    gpu = gpu_pipeline.forecast(lorenz, 50, seed=0)  # the fused torch step on the GPU
+    cpu = pipeline.forecast(lorenz, 50, seed=0, backend="torch")
+    assert np.abs(gpu[:10] - cpu[:10]).max() < 1e-3 * lorenz.std()
+    exact_gpu = gpu_pipeline.forecast(lorenz, 50, noise=False)
+    exact_cpu = pipeline.forecast(lorenz, 50, noise=False)
+    assert np.abs(exact_gpu[:10] - exact_cpu[:10]).max() < 1e-3 * lorenz.std()
+    tensor_in = gpu_pipeline.forecast(torch.tensor(lorenz, device="cuda"), 20, seed=0, num_samples=4)
+    assert tensor_in.device.type == "cuda" and tensor_in.shape == (4, 20, 3)
+    with pytest.raises(ValueError, match="CPU device"):
+        gpu_pipeline.forecast(lorenz, 5, backend="numba")
+
+
+def test_adapters_on_cuda(example):
+    pytest.importorskip("sktime", reason="needs the sktime extra")
+    pytest.importorskip("darts", reason="needs the darts extra")
+    import pandas as pd
+    from darts import TimeSeries
+
+    from dynamix_forecasting.darts import DynaMixModel
+    from dynamix_forecasting.sktime import DynaMixForecaster
+
+    lorenz = example("lorenz63")[:600]
+    frame = pd.DataFrame(lorenz, columns=list("xyz"))
+    cuda = DynaMixForecaster(model=str(MODEL_FILE), device="cuda", num_samples=8, random_state=0).fit(frame)
+    cpu = DynaMixForecaster(model=str(MODEL_FILE), num_samples=8, random_state=0).fit(frame)
+    np.testing.assert_allclose(cuda.predict(fh=[1, 2, 3]), cpu.predict(fh=[1, 2, 3]), atol=1e-3)
+    series = TimeSeries.from_values(lorenz)
+    forecast = DynaMixModel(model=str(MODEL_FILE), device="cuda", random_state=0).fit(series).predict(10)
+    assert forecast.n_timesteps == 10 and np.isfinite(forecast.values()).all()
