@@ -12,7 +12,7 @@ $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e ".[test,sktime,darts]"
+	$(BIN)/pip install --quiet -e ".[test,sktime,darts,bench]"
 	touch $@
 
 demo: $(BIN)/.installed

@@ -144,7 +144,8 @@ def temporal_misalignment(x_gen: Any, x_true: Any, smoothing: float = 20.0) -> f
     Returns
     -------
     float
-        ``D_H`` in ``[0, 1]``; NaN if the generated trajectory is not finite.
+        ``D_H`` in ``[0, 1]``; NaN if the generated trajectory is not finite. A constant generated
+        channel has no power spectrum and counts as distance 1 (0 if the true channel is constant too).
     """
     gen, true = _check_pair(x_gen, x_true)
     steps = min(gen.shape[0], true.shape[0])
@@ -153,6 +154,10 @@ def temporal_misalignment(x_gen: Any, x_true: Any, smoothing: float = 20.0) -> f
         return float("nan")
     distances = []
     for k in range(true.shape[1]):
+        flat_gen, flat_true = np.ptp(gen[:, k]) == 0, np.ptp(true[:, k]) == 0
+        if flat_gen or flat_true:
+            distances.append(0.0 if flat_gen and flat_true else 1.0)
+            continue
         p, q = _smoothed_spectrum(true[:, k], smoothing), _smoothed_spectrum(gen[:, k], smoothing)
         distances.append(np.sqrt(max(0.0, 1.0 - np.sum(np.sqrt(p * q)))))
     return float(np.mean(distances))

@@ -60,3 +60,14 @@ def test_metric_input_errors():
         geometrical_misalignment(np.zeros((10, 2)), np.zeros((10, 3)))
     with pytest.raises(ValueError, match="shape"):
         temporal_misalignment(np.zeros((2, 2, 2)), np.zeros((10, 2)))
+
+
+def test_constant_forecast_has_maximal_spectral_distance():
+    from dynamix_forecasting import temporal_misalignment
+
+    t = np.linspace(0, 60, 3000)
+    truth = np.stack([np.sin(t), np.cos(1.3 * t)], axis=1)
+    constant = np.full_like(truth, 0.2)
+    assert temporal_misalignment(constant, truth) == 1.0  # no spectrum at all: not a perfect score
+    assert temporal_misalignment(constant, constant) == 0.0
+    assert temporal_misalignment(truth, truth) < 1e-6

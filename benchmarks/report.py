@@ -1,0 +1,226 @@
+"""Summary tables (Markdown) and plots of a benchmark run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from . import data as bench_data
+from .scoring import geometric_mean
+
+PUBLISHED_IN_PLOTS = ["chronos_bolt_small", "chronos_bolt_tiny", "tirex", "auto_ets"]
+
+
+def _scores(frame: pd.DataFrame, track: str) -> pd.DataFrame:
+    f = frame[(frame["track"] == track) & (frame["metric"] != "not_run")].copy()
+    f["value"] = pd.to_numeric(f["value"], errors="coerce")
+    return f
+
+
+def ts_tables(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per-task scores (MASE, WQL) and the aggregate relative to seasonal naive, ours and published."""
+    f = _scores(frame, "ts")
+    if f.empty:
+        return pd.DataFrame(), pd.DataFrame()
+    wide = f.pivot_table(index=["task", "model"], columns="metric", values="value").reset_index()
+    tasks = sorted(wide["task"].unique())
+    rows = []
+    base = wide[wide["model"] == "seasonal_naive"].set_index("task")
+    for model, group in wide.groupby("model"):
+        g = group.set_index("task")
+        common = [t for t in g.index if t in base.index]
+        rel_mase = [g.loc[t, "MASE"] / base.loc[t, "MASE"] for t in common]
+        rel_wql = [g.loc[t, "WQL"] / base.loc[t, "WQL"] for t in common]
+        rows.append(dict(model=model, source="this run", tasks=len(common),
+                         rel_MASE=geometric_mean(rel_mase), rel_WQL=geometric_mean(rel_wql)))  # fmt: skip
+    published = bench_data.reference_results()
+    published = published[published["task"].isin(tasks)]
+    pbase = published[published["model"] == "seasonal_naive"].set_index("task")
+    for model, group in published.groupby("model"):
+        g = group.set_index("task")
+        common = [t for t in g.index if t in pbase.index]
+        rows.append(
+            dict(
+                model=model,
+                source="published (fev 0.6.0)",
+                tasks=len(common),
+                rel_MASE=geometric_mean(g.loc[t, "MASE"] / pbase.loc[t, "MASE"] for t in common),
+                rel_WQL=geometric_mean(g.loc[t, "WQL"] / pbase.loc[t, "WQL"] for t in common),
+            )
+        )
+    agg = pd.DataFrame(rows).sort_values("rel_MASE")
+    return wide, agg
+
+
+def dsr_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """Median and inter-quartile range over systems, per model, group and context length."""
+    f = _scores(frame, "dsr")
+    if f.empty:
+        return pd.DataFrame()
+    f["context"] = f["task"].str.split("@").str[1].astype(int)
+    rows = []
+    for (model, group, context, metric), g in f.groupby(["model", "group", "context", "metric"]):
+        v = g["value"].to_numpy(dtype=float)
+        ok = v[np.isfinite(v)]
+        rows.append(
+            dict(
+                model=model, group=group, context=context, metric=metric, systems=len(v), finite=len(ok),
+                median=np.median(ok) if ok.size else np.nan,
+                q25=np.quantile(ok, 0.25) if ok.size else np.nan, q75=np.quantile(ok, 0.75) if ok.size else np.nan,
+            )
+        )  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def _md(frame: pd.DataFrame, floatfmt: str = ".3f") -> str:
+    if frame.empty:
+        return "_(none)_\n"
+    cols = list(frame.columns)
+    lines = ["| " + " | ".join(cols) + " |", "| " + " | ".join("---" for _ in cols) + " |"]
+    for _, row in frame.iterrows():
+        cells = []
+        for c in cols:
+            v = row[c]
+            if isinstance(v, float | np.floating):
+                cells.append("" if np.isnan(v) else format(v, floatfmt if abs(v) < 1e5 else ",.0f"))
+            else:
+                cells.append(str(v))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_report(out: Path, frame: pd.DataFrame, examples: dict, info: dict) -> None:
+    """``summary.md`` and ``plots/*.png`` from the results table."""
+    plots = out / "plots"
+    plots.mkdir(exist_ok=True)
+    parts = ["# Benchmark results\n"]
+    parts.append(
+        f"Machine: {info['cpu']}, {info['cores']} cores, {info['torch_threads']} torch threads; Python "
+        f"{info['python']}, torch {info['torch']}, numba {info['numba']}. Wall time of the last invocation: "
+        f"{info['wall_seconds_this_run']} s{' (quick mode)' if info.get('quick') else ''}.\n"
+    )
+    wide, agg = ts_tables(frame)
+    if not agg.empty:
+        parts.append("## Time-series track (Chronos Benchmark II protocol)\n")
+        parts.append(
+            "Aggregate over the tasks run: geometric mean of MASE and WQL relative to seasonal naive (lower is "
+            "better). Rows marked *published* are the fev 0.6.0 scores of `reference_results.csv` over the same "
+            "tasks, not re-run here.\n"
+        )
+        parts.append(_md(agg))
+        parts.append("\nPer task (this run):\n")
+        parts.append(_md(wide.sort_values(["task", "MASE"])))
+        _plot_ts(wide, plots / "ts_relative_mase.png")
+    dsr = dsr_table(frame)
+    if not dsr.empty:
+        parts.append("\n## Dynamical-systems track (DynaMix paper protocol)\n")
+        parts.append(
+            "Median and inter-quartile range over systems; `held_out` are the systems DynaMix was not trained on. "
+            "D_stsp: 30 bins per dimension (Gaussian-mixture variant above 3 dimensions); D_H: smoothing 20; "
+            "MASE over the first 10 steps.\n"
+        )
+        parts.append(_md(dsr.sort_values(["metric", "group", "context", "median"])))
+        _plot_dsr(frame, plots / "dsr_boxplots.png")
+    speed = _scores(frame, "speed")
+    if not speed.empty:
+        parts.append("\n## Speed track\n")
+        parts.append(_md(speed.pivot_table(index=["task", "model"], columns="metric", values="value").reset_index()))
+    missing = frame[frame["metric"] == "not_run"][["track", "task", "model", "note"]]
+    if not missing.empty:
+        parts.append("\n## Not run\n")
+        parts.append(_md(missing.drop_duplicates(["track", "model", "note"])))
+    _plot_gallery(examples, plots / "gallery.png")
+    (out / "summary.md").write_text("\n".join(parts))
+
+
+def _plot_ts(wide: pd.DataFrame, path: Path) -> None:
+    base = wide[wide["model"] == "seasonal_naive"].set_index("task")["MASE"]
+    rel = wide.assign(rel=wide["MASE"] / wide["task"].map(base)).pivot_table(
+        index="task", columns="model", values="rel"
+    )
+    published = bench_data.reference_results()
+    published = published[published["task"].isin(rel.index)]
+    pbase = published[published["model"] == "seasonal_naive"].set_index("task")["MASE"]
+    for model in PUBLISHED_IN_PLOTS:
+        p = published[published["model"] == model].set_index("task")["MASE"]
+        rel[f"{model} (published)"] = p / pbase
+    fig, ax = plt.subplots(figsize=(1.0 + 0.9 * rel.shape[1], 0.9 + 0.38 * rel.shape[0]))
+    data = np.log2(rel.to_numpy(dtype=float))
+    im = ax.imshow(data, cmap="RdBu_r", vmin=-1, vmax=1, aspect="auto")
+    ax.set_xticks(range(rel.shape[1]), rel.columns, rotation=40, ha="right", fontsize=8)
+    ax.set_yticks(range(rel.shape[0]), rel.index, fontsize=8)
+    for i in range(rel.shape[0]):
+        for j in range(rel.shape[1]):
+            v = rel.to_numpy()[i, j]
+            if np.isfinite(v):
+                ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7)
+    fig.colorbar(im, ax=ax, label="log2 MASE relative to seasonal naive")
+    ax.set_title("MASE relative to seasonal naive (blue: better)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _plot_dsr(frame: pd.DataFrame, path: Path) -> None:
+    f = _scores(frame, "dsr")
+    metrics = ["D_stsp", "D_H"]
+    models = sorted(f["model"].unique())
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for ax, metric in zip(axes, metrics, strict=True):
+        data, labels = [], []
+        for group in ("held_out", "training"):
+            for model in models:
+                v = f[(f["metric"] == metric) & (f["model"] == model) & (f["group"] == group)]["value"].to_numpy(float)
+                data.append(v[np.isfinite(v)])
+                labels.append(f"{model}\n{group}")
+        ax.boxplot(data, showfliers=False)
+        ax.set_xticks(range(1, len(labels) + 1), labels, fontsize=7, rotation=30)
+        ax.set_title(f"{metric} over systems (lower is better)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _plot_gallery(examples: dict, path: Path) -> None:
+    ts_tasks = sorted({k.split("__")[1] for k in examples if k.startswith("ts__")})[:3]
+    systems = sorted({k.split("__")[1] for k in examples if k.startswith("dsr__")})[:3]
+    panels = len(ts_tasks) + len(systems)
+    if not panels:
+        return
+    fig, axes = plt.subplots(panels, 1, figsize=(9, 2.4 * panels), squeeze=False)
+    row = 0
+    for task in ts_tasks:
+        ax = axes[row, 0]
+        row += 1
+        hist, target = examples[f"ts__{task}__history"], examples[f"ts__{task}__target"]
+        t0 = np.arange(hist.shape[0])
+        t1 = np.arange(hist.shape[0], hist.shape[0] + target.shape[0])
+        ax.plot(t0, hist, color="black", lw=1)
+        ax.plot(t1, target, color="black", lw=1, ls="--", label="truth")
+        for j, key in enumerate(k for k in sorted(examples) if k.startswith(f"ts__{task}__") and k.count("__") == 2):
+            model = key.split("__")[2]
+            if model in ("history", "target"):
+                continue
+            q = examples[key]  # (Q, H)
+            ax.plot(t1, q[4], color=f"C{j}", lw=1.2, label=model)
+            ax.fill_between(t1, q[0], q[-1], color=f"C{j}", alpha=0.12)
+        ax.set_title(f"{task}: first series, median and 10-90 % band", fontsize=9)
+        ax.legend(fontsize=7, ncol=4)
+    for system in systems:
+        ax = axes[row, 0]
+        row += 1
+        truth = examples[f"dsr__{system}__truth"]
+        ax.plot(truth[:, 0], color="black", lw=1, label="truth")
+        for j, key in enumerate(k for k in sorted(examples) if k.startswith(f"dsr__{system}__") and "truth" not in k):
+            ax.plot(examples[key][:, 0], color=f"C{j}", lw=0.9, alpha=0.8, label=key.split("__")[2])
+        ax.set_title(f"{system}: first coordinate of the forecasts (first 1,500 of the steps)", fontsize=9)
+        ax.legend(fontsize=7, ncol=4)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)

@@ -1,0 +1,267 @@
+"""``dynamix-bench``: run the benchmark tracks, keep a resumable long CSV, write the summary and the plots.
+
+Tracks: ``ts`` (Chronos Benchmark II, fev protocol), ``dsr`` (dynamical systems, the DynaMix paper's
+protocol), ``speed`` (seconds per forecast and series-steps per second on the same inputs).
+Results go to ``OUTPUT/results.csv`` (track, task, group, model, metric, value, seconds, note); rows
+already there are skipped, so an interrupted run continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from . import data as bench_data
+from .models import BenchModel, build_models
+from .scoring import task_mase, task_wql
+
+COLUMNS = ["track", "task", "group", "model", "metric", "value", "seconds", "note"]
+TS_MODELS = [
+    "seasonal_naive",
+    "dynamix",
+    "parroting",
+    "auto_ets",
+    "auto_theta",
+    "auto_arima",
+    "chronos_bolt_small",
+    "chronos_2",
+]
+DSR_MODELS = ["dynamix", "parroting", "constant_mean"]
+QUICK_TASKS = ["monash_m3_yearly", "monash_tourism_quarterly", "ETTh"]
+QUICK_SYSTEMS = ["Lorenz", "Chua", "Rossler", "Aizawa"]  # two held-out systems, two of the training set
+
+
+class Results:
+    """The long results table on disk; rows are appended as they come, so a run can resume."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.frame = pd.read_csv(path) if path.exists() else pd.DataFrame(columns=COLUMNS)
+
+    def done(self, track: str, task: str, model: str) -> bool:
+        f = self.frame
+        return bool(((f["track"] == track) & (f["task"] == task) & (f["model"] == model)).any())
+
+    def add(self, rows: list[dict]) -> None:
+        new = pd.DataFrame([{c: r.get(c, "") for c in COLUMNS} for r in rows], columns=COLUMNS)
+        self.frame = new if self.frame.empty else pd.concat([self.frame, new], ignore_index=True)
+        self.frame.to_csv(self.path, index=False)
+
+
+def machine() -> dict:
+    """What the figures were measured on."""
+    import numba
+    import torch
+
+    cpu = platform.processor()
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numba": numba.__version__,
+        "platform": platform.platform(),
+    }
+
+
+def _not_run(track: str, task: str, model: str, reason: str, group: str = "") -> list[dict]:
+    return [dict(track=track, task=task, group=group, model=model, metric="not_run", value=np.nan, note=reason)]
+
+
+def run_ts(
+    models: list[BenchModel], tasks: list[str], results: Results, max_series: int | None, examples: dict
+) -> None:
+    """Time-series track: one window per series, the last ``horizon`` points held out."""
+    for name in tqdm(tasks, desc="time-series tasks", unit="task"):
+        task = None
+        for model in models:
+            if "ts" not in model.tracks or results.done("ts", name, model.name):
+                continue
+            reason = model.unavailable()
+            if reason:
+                results.add(_not_run("ts", name, model.name, reason))
+                continue
+            task = task or bench_data.load_task(name, max_series)
+            start = time.perf_counter()
+            try:
+                median, quantiles = model.forecast_ts(task.histories, task.horizon, task.seasonality)
+            except Exception as exc:  # a failing model is reported, never silently dropped
+                results.add(_not_run("ts", name, model.name, f"failed: {type(exc).__name__}: {exc}"[:300]))
+                continue
+            seconds = time.perf_counter() - start
+            rows = [
+                dict(metric="MASE", value=task_mase(task.histories, task.targets, median, task.seasonality)),
+                dict(metric="WQL", value=task_wql(task.targets, quantiles)),
+            ]
+            results.add([dict(track="ts", task=name, model=model.name, seconds=seconds, **r) for r in rows])
+            # The first series of each task, for the gallery plot.
+            examples[f"ts__{name}__history"] = task.histories[0][-3 * task.horizon :]
+            examples[f"ts__{name}__target"] = task.targets[0]
+            examples[f"ts__{name}__{model.name}"] = np.asarray(quantiles)[:, 0]
+
+
+def run_dsr(
+    models: list[BenchModel],
+    systems: list[str],
+    contexts: list[int],
+    horizon: int,
+    results: Results,
+    regenerate: bool,
+    examples: dict,
+) -> None:
+    """Dynamical-systems track: context = first C points, forecast ``horizon`` steps, D_stsp, D_H, MASE@10."""
+    from dynamix_forecasting import geometrical_misalignment, mase, temporal_misalignment
+
+    index = bench_data.dysts_index()
+    for system in tqdm(systems, desc="dynamical systems", unit="system"):
+        group = "training" if index.get(system, {}).get("in_dynamix_training_set") else "held_out"
+        traj = None
+        for c in contexts:
+            task = f"{system}@{c}"
+            for model in models:
+                if "dsr" not in model.tracks or results.done("dsr", task, model.name):
+                    continue
+                reason = model.unavailable()
+                if reason:
+                    results.add(_not_run("dsr", task, model.name, reason, group))
+                    continue
+                if traj is None:
+                    traj = bench_data.regenerate_dysts(system) if regenerate else bench_data.load_dysts(system)
+                context, truth = traj[:c], traj[c : c + horizon]
+                start = time.perf_counter()
+                try:
+                    forecast = model.forecast_dsr(context, truth.shape[0])
+                except Exception as exc:
+                    results.add(_not_run("dsr", task, model.name, f"failed: {type(exc).__name__}: {exc}"[:300], group))
+                    continue
+                seconds = time.perf_counter() - start
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    finite = np.isfinite(forecast).all()
+                    scores = {
+                        "D_stsp": geometrical_misalignment(forecast, truth) if finite else np.nan,
+                        "D_H": temporal_misalignment(forecast, truth) if finite else np.nan,
+                        "MASE@10": mase(forecast, truth, steps=10) if finite else np.nan,
+                    }
+                results.add(
+                    [
+                        dict(track="dsr", task=task, group=group, model=model.name, metric=k, value=v, seconds=seconds)
+                        for k, v in scores.items()
+                    ]
+                )
+                if c == contexts[0] and system in ("Lorenz", "Rossler", "Chua", "SprottM"):
+                    examples[f"dsr__{system}__truth"] = truth[:1500]
+                    examples[f"dsr__{system}__{model.name}"] = forecast[:1500]
+
+
+def run_speed(models: list[BenchModel], results: Results, quick: bool) -> None:
+    """Seconds per forecast and series-steps/s of each model on the same inputs."""
+    task = bench_data.load_task("monash_m3_monthly", 100 if quick else None)
+    lorenz = bench_data.load_dysts("Lorenz")
+    dsr_ctx, dsr_h = (512, 2000) if quick else (2000, 10_000)
+    cases = [
+        (f"m3_monthly_{len(task.histories)}x{task.horizon}", "ts", len(task.histories) * task.horizon),
+        (f"lorenz_{dsr_ctx}x{dsr_h}", "dsr", dsr_h),
+    ]
+    for case, track, steps in cases:
+        for model in models:
+            if track not in model.tracks or results.done("speed", case, model.name):
+                continue
+            reason = model.unavailable()
+            if reason:
+                results.add(_not_run("speed", case, model.name, reason))
+                continue
+            start = time.perf_counter()
+            if track == "ts":
+                model.forecast_ts(task.histories, task.horizon, task.seasonality)
+            else:
+                model.forecast_dsr(lorenz[:dsr_ctx], dsr_h)
+            seconds = time.perf_counter() - start
+            results.add(
+                [
+                    dict(track="speed", task=case, model=model.name, metric="seconds", value=seconds, seconds=seconds),
+                    dict(
+                        track="speed", task=case, model=model.name, metric="series_steps_per_s", value=steps / seconds
+                    ),
+                ]
+            )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dynamix-bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--track", choices=["ts", "dsr", "speed", "all"], default="all")
+    parser.add_argument("--models", help="comma-separated model names (default: all of the track)")
+    parser.add_argument("--tasks", help="comma-separated time-series tasks or dysts systems (default: all)")
+    parser.add_argument("--quick", action="store_true", help="a CI-sized run (a few tasks, systems and series)")
+    parser.add_argument("--output", default="benchmark-results", help="output folder (CSV, Markdown, plots)")
+    parser.add_argument("--chronos-dir", help="folder with Chronos weights, one sub-folder per model name")
+    parser.add_argument("--dynamix-model", help="another DynaMix checkpoint (path or name) for the 'dynamix' model")
+    parser.add_argument("--contexts", default="512,2000", help="context lengths of the dsr track")
+    parser.add_argument("--dsr-horizon", type=int, default=10_000)
+    parser.add_argument("--max-series", type=int, help="at most this many series per time-series task")
+    parser.add_argument("--regenerate", action="store_true", help="integrate the dysts systems again (needs dysts)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
+    results = Results(out / "results.csv")
+    examples_path = out / "examples.npz"
+    examples = dict(np.load(examples_path)) if examples_path.exists() else {}
+    tracks = ["ts", "dsr", "speed"] if args.track == "all" else [args.track]
+    chosen = args.models.split(",") if args.models else None
+    wall = time.perf_counter()
+
+    def models_for(default: list[str]) -> list[BenchModel]:
+        names = chosen or default
+        if args.quick and not chosen:
+            names = [m for m in names if m != "auto_arima"]
+        built = build_models(names, args.chronos_dir, args.dynamix_model)
+        if args.quick:
+            for m in built:
+                if m.name.startswith("dynamix"):
+                    m.num_samples = 20
+        return built
+
+    if "ts" in tracks:
+        tasks = args.tasks.split(",") if args.tasks else (QUICK_TASKS if args.quick else list(bench_data.task_specs()))
+        max_series = args.max_series or (20 if args.quick else None)
+        run_ts(models_for(TS_MODELS), tasks, results, max_series, examples)
+    if "dsr" in tracks:
+        systems = args.tasks.split(",") if (args.tasks and args.track == "dsr") else None
+        systems = systems or (QUICK_SYSTEMS if args.quick else bench_data.dysts_systems())
+        contexts = [512] if args.quick else [int(c) for c in args.contexts.split(",")]
+        horizon = 2000 if args.quick else args.dsr_horizon
+        run_dsr(models_for(DSR_MODELS), systems, contexts, horizon, results, args.regenerate, examples)
+    if "speed" in tracks:
+        run_speed(models_for(sorted(set(TS_MODELS + DSR_MODELS))), results, args.quick)
+    np.savez(examples_path, **examples)
+
+    from .report import write_report
+
+    info = machine()
+    info["wall_seconds_this_run"] = round(time.perf_counter() - wall, 1)
+    info["quick"] = args.quick
+    (out / "machine.json").write_text(json.dumps(info, indent=2))
+    write_report(out, results.frame, examples, info)
+    print(f"Results in {out}: results.csv, summary.md, plots/*.png (wall time {info['wall_seconds_this_run']} s)")
+
+
+if __name__ == "__main__":
+    main()

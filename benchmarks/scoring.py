@@ -1,0 +1,47 @@
+"""Scores of the two protocols: fev's MASE and WQL (time series) and the paper's D_stsp, D_H, MASE (systems)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+QUANTILES = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+
+
+def seasonal_scale(history: np.ndarray, m: int) -> float:
+    """Mean absolute seasonal difference of a history (NaNs ignored); NaN where undefined."""
+    diffs = np.abs(history[m:] - history[:-m]) if history.shape[0] > m else np.array([])
+    diffs = diffs[np.isfinite(diffs)]
+    return float(diffs.mean()) if diffs.size else float("nan")
+
+
+def task_mase(histories: list[np.ndarray], targets: list[np.ndarray], medians: np.ndarray, m: int) -> float:
+    """fev MASE: mean over all (series, step) of ``|y - median| / scale``; series with zero/undefined scale dropped."""
+    errors = []
+    for history, target, median in zip(histories, targets, medians, strict=True):
+        scale = seasonal_scale(history, m)
+        if not np.isfinite(scale) or scale == 0:
+            continue
+        err = np.abs(target - median) / scale
+        errors.append(err[np.isfinite(target)])
+    return float(np.concatenate(errors).mean())
+
+
+def task_wql(targets: list[np.ndarray], quantile_preds: np.ndarray, levels=QUANTILES) -> float:
+    """fev WQL: mean over levels of ``2 * sum pinball / sum |y|`` over the whole task (NaN targets ignored)."""
+    y = np.stack(targets)  # (S, H)
+    mask = np.isfinite(y)
+    denom = np.abs(y[mask]).sum()
+    losses = []
+    for q, pred in zip(levels, quantile_preds, strict=True):  # pred (S, H)
+        diff = y - pred
+        pinball = np.maximum(q * diff, (q - 1) * diff)
+        losses.append(2 * pinball[mask].sum() / denom)
+    return float(np.mean(losses))
+
+
+def geometric_mean(values) -> float:
+    """Geometric mean of positive values (NaN if any is missing)."""
+    arr = np.asarray(list(values), dtype=np.float64)
+    if arr.size == 0 or not np.all(np.isfinite(arr)) or np.any(arr <= 0):
+        return float("nan")
+    return float(np.exp(np.log(arr).mean()))

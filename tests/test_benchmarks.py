@@ -1,0 +1,126 @@
+"""The benchmark suite: fev metrics reproduce the verified seasonal-naive scores, the quick run, the baselines."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from benchmarks import data as bench_data
+from benchmarks.models import Chronos, Parroting, SeasonalNaive
+from benchmarks.parroting import parrot
+from benchmarks.runner import main
+from benchmarks.scoring import task_mase, task_wql
+
+from .conftest import SHARED, _require
+
+QUANTILE_LEVELS = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
+
+
+@pytest.fixture(scope="module")
+def tasks():
+    _require(SHARED / "data" / "chronos-bench" / "tasks.json")
+    return bench_data.task_specs()
+
+
+def test_seasonal_naive_reproduces_every_verified_score(tasks):
+    model = SeasonalNaive()
+    assert len(tasks) == 17
+    for name in tasks:
+        task = bench_data.load_task(name)
+        median, quantiles = model.forecast_ts(task.histories, task.horizon, task.seasonality)
+        mase = task_mase(task.histories, task.targets, median, task.seasonality)
+        wql = task_wql(task.targets, quantiles)
+        assert float(f"{mase:.3g}") == float(f"{task.verified['seasonal_naive_MASE']:.3g}"), name
+        assert float(f"{wql:.3g}") == float(f"{task.verified['seasonal_naive_WQL']:.3g}"), name
+
+
+def test_scores_of_perfect_and_shifted_forecasts():
+    history = [np.arange(20.0), np.sin(np.arange(30.0))]
+    target = [np.arange(20.0, 24.0), np.sin(np.arange(30.0, 34.0))]
+    perfect = np.stack(target)
+    assert task_mase(history, target, perfect, 1) == 0.0
+    assert task_wql(target, np.broadcast_to(perfect, (9, 2, 4))) == 0.0
+    assert task_mase(history, target, perfect + 1.0, 1) > 0.5
+
+
+def test_parroting_continues_a_periodic_context_exactly():
+    t = np.arange(400)
+    wave = np.sin(2 * np.pi * t / 25.0) + 0.5 * np.sin(2 * np.pi * t / 50.0)
+    forecast = parrot(wave[:300], 100, k=10)[0]
+    np.testing.assert_allclose(forecast, wave[300:], atol=1e-9)
+    paths = parrot(np.stack([wave, np.cos(t / 7.0)], axis=1)[:300], 30, k=8, n_matches=3)
+    assert paths.shape == (3, 30, 2) and np.isfinite(paths).all()
+    with pytest.raises(ValueError, match="finite"):
+        parrot(np.array([1.0, np.nan, 2.0, 3.0]), 3)
+    median, quantiles = Parroting().forecast_ts([wave[:300]], 20, 25)
+    np.testing.assert_allclose(median[0], wave[300:320], atol=1e-9)
+    assert quantiles.shape == (9, 1, 20)
+
+
+def _tiny_chronos_models(root):
+    torch = pytest.importorskip("torch")
+    from chronos.chronos2.config import Chronos2CoreConfig
+    from chronos.chronos2.model import Chronos2Model
+    from chronos.chronos_bolt import ChronosBoltModelForForecasting
+    from transformers import T5Config
+
+    torch.manual_seed(0)
+    bolt = T5Config(
+        d_model=16, d_kv=8, d_ff=32, num_layers=1, num_decoder_layers=1, num_heads=2, vocab_size=2,
+        decoder_start_token_id=0, pad_token_id=0, eos_token_id=1,
+        chronos_config=dict(context_length=64, prediction_length=8, input_patch_size=8, input_patch_stride=8,
+                            quantiles=QUANTILE_LEVELS, use_reg_token=True),
+        architectures=["ChronosBoltModelForForecasting"], chronos_pipeline_class="ChronosBoltPipeline",
+    )  # fmt: skip
+    ChronosBoltModelForForecasting(bolt).save_pretrained(root / "chronos_bolt_small")
+    two = Chronos2CoreConfig(
+        d_model=16, d_kv=8, d_ff=32, num_layers=1, num_heads=2,
+        chronos_config=dict(context_length=64, output_patch_size=8, input_patch_size=8, input_patch_stride=8,
+                            quantiles=QUANTILE_LEVELS, use_reg_token=True, max_output_patches=4),
+        architectures=["Chronos2Model"], chronos_pipeline_class="Chronos2Pipeline",
+    )  # fmt: skip
+    Chronos2Model(two).save_pretrained(root / "chronos_2")
+
+
+def test_chronos_models_run_from_a_local_folder(tmp_path):
+    _tiny_chronos_models(tmp_path)
+    rng = np.random.default_rng(0)
+    histories = [rng.standard_normal(100).cumsum(), rng.standard_normal(40).cumsum()]
+    for name in ("chronos_bolt_small", "chronos_2"):
+        model = Chronos(name, chronos_dir=str(tmp_path))
+        assert model.unavailable() is None
+        median, quantiles = model.forecast_ts(histories, 12, 1)
+        assert median.shape == (2, 12) and quantiles.shape == (9, 2, 12)
+        assert np.isfinite(quantiles).all() and (np.diff(quantiles, axis=0) >= -1e-5).all()
+        np.testing.assert_allclose(median, quantiles[4], rtol=1e-5)
+    missing = Chronos("chronos_bolt_base", chronos_dir=str(tmp_path))
+    assert "weights not found" in missing.unavailable()
+
+
+def test_quick_run_writes_results_table_and_plots(tmp_path, tasks, released_model, monkeypatch):
+    chronos_dir = tmp_path / "chronos"
+    _tiny_chronos_models(chronos_dir)
+    out = tmp_path / "run"
+    main(["--quick", "--output", str(out), "--chronos-dir", str(chronos_dir)])
+    frame = pd.read_csv(out / "results.csv")
+    assert {"ts", "dsr", "speed"} <= set(frame["track"])
+    for (track, model), rows in frame.groupby(["track", "model"]):
+        scored = rows[rows["metric"] != "not_run"]
+        not_run = rows[rows["metric"] == "not_run"]
+        assert np.isfinite(scored["value"].astype(float)).all() or len(not_run), (track, model)
+        assert not_run["note"].astype(str).str.len().gt(0).all(), (track, model)
+    ts = frame[(frame["track"] == "ts") & (frame["metric"] == "MASE")]
+    assert {"seasonal_naive", "dynamix", "parroting", "auto_ets", "auto_theta", "chronos_bolt_small"} <= set(
+        ts["model"]
+    )
+    assert "auto_arima" not in set(frame["model"])  # left out of quick mode
+    not_run = frame[frame["metric"] == "not_run"]
+    assert not_run.empty, not_run  # with the tiny Chronos folders every model runs
+    summary = (out / "summary.md").read_text()
+    assert "published (fev 0.6.0)" in summary and "held_out" in summary and "series_steps_per_s" in summary
+    for plot in ("ts_relative_mase.png", "dsr_boxplots.png", "gallery.png"):
+        assert (out / "plots" / plot).stat().st_size > 10_000
+    before = len(frame)
+    main(["--quick", "--output", str(out), "--track", "ts"])  # resumable: nothing is run twice
+    assert len(pd.read_csv(out / "results.csv")) == before
