@@ -67,10 +67,18 @@ class DynaMix(BenchModel):
     tracks = ("ts", "dsr")
 
     def __init__(
-        self, model: str = "dynamix-3d-alrnn-v1.0", num_samples: int = 100, max_context: int = 2048, seed: int = 0
+        self,
+        model: str = "dynamix-3d-alrnn-v1.0",
+        num_samples: int = 100,
+        max_context: int = 2048,
+        seed: int = 0,
+        fit_nonstationary: bool = False,
     ) -> None:
         self.model, self.num_samples, self.max_context, self.seed = model, num_samples, max_context, seed
+        self.fit_nonstationary = fit_nonstationary
         self.name = "dynamix" if model == "dynamix-3d-alrnn-v1.0" else f"dynamix[{Path(model).stem}]"
+        if fit_nonstationary:
+            self.name += "_nonstationary"
         self._pipeline = None
 
     @property
@@ -93,7 +101,12 @@ class DynaMix(BenchModel):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # divergence is bounded by the guard below and reported by the scores
             paths = self.pipeline.forecast(
-                contexts, horizon, num_samples=self.num_samples, seed=self.seed, divergence_guard=10.0
+                contexts,
+                horizon,
+                num_samples=self.num_samples,
+                seed=self.seed,
+                divergence_guard=10.0,
+                fit_nonstationary=self.fit_nonstationary,
             )  # (K, H, S, 1)
         paths = paths[..., 0].transpose(0, 2, 1)  # (K, S, H)
         return np.median(paths, axis=0), np.quantile(paths, Q, axis=0)
@@ -266,6 +279,8 @@ def build_models(
     for name in names:
         if name == "dynamix":
             out.append(DynaMix(dynamix_model or "dynamix-3d-alrnn-v1.0"))
+        elif name == "dynamix_nonstationary":  # the pipeline's mode for trending series (Box-Cox + power trend)
+            out.append(DynaMix(dynamix_model or "dynamix-3d-alrnn-v1.0", fit_nonstationary=True))
         elif name == "parroting":
             out.append(Parroting())
         elif name == "seasonal_naive":

@@ -95,15 +95,16 @@ def _md(frame: pd.DataFrame, floatfmt: str = ".3f") -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_report(out: Path, frame: pd.DataFrame, examples: dict, info: dict) -> None:
-    """``summary.md`` and ``plots/*.png`` from the results table."""
+def write_report(out: Path, frame: pd.DataFrame, examples: dict, info: dict) -> str:
+    """Write ``summary.md`` and ``plots/*.png`` from the results table; returns the Markdown."""
     plots = out / "plots"
     plots.mkdir(exist_ok=True)
     parts = ["# Benchmark results\n"]
     parts.append(
         f"Machine: {info['cpu']}, {info['cores']} cores, {info['torch_threads']} torch threads; Python "
-        f"{info['python']}, torch {info['torch']}, numba {info['numba']}. Wall time of the last invocation: "
-        f"{info['wall_seconds_this_run']} s{' (quick mode)' if info.get('quick') else ''}.\n"
+        f"{info['python']}, torch {info['torch']}, numba {info['numba']}. Wall time: "
+        f"{info.get('wall_seconds_total', info['wall_seconds_this_run'])} s "
+        f"(by track: {info.get('wall_seconds_by_track', {})}){' (quick mode)' if info.get('quick') else ''}.\n"
     )
     wide, agg = ts_tables(frame)
     if not agg.empty:
@@ -136,7 +137,9 @@ def write_report(out: Path, frame: pd.DataFrame, examples: dict, info: dict) -> 
         parts.append("\n## Not run\n")
         parts.append(_md(missing.drop_duplicates(["track", "model", "note"])))
     _plot_gallery(examples, plots / "gallery.png")
-    (out / "summary.md").write_text("\n".join(parts))
+    text = "\n".join(parts)
+    (out / "summary.md").write_text(text)
+    return text
 
 
 def _plot_ts(wide: pd.DataFrame, path: Path) -> None:
@@ -188,7 +191,9 @@ def _plot_dsr(frame: pd.DataFrame, path: Path) -> None:
 
 
 def _plot_gallery(examples: dict, path: Path) -> None:
-    ts_tasks = sorted({k.split("__")[1] for k in examples if k.startswith("ts__")})[:3]
+    available = sorted({k.split("__")[1] for k in examples if k.startswith("ts__")})
+    preferred = [t for t in ("ETTh", "monash_m3_monthly", "monash_tourism_monthly") if t in available]
+    ts_tasks = (preferred + [t for t in available if t not in preferred])[:3]
     systems = sorted({k.split("__")[1] for k in examples if k.startswith("dsr__")})[:3]
     panels = len(ts_tasks) + len(systems)
     if not panels:

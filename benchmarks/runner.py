@@ -214,6 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--dsr-horizon", type=int, default=10_000)
     parser.add_argument("--max-series", type=int, help="at most this many series per time-series task")
     parser.add_argument("--regenerate", action="store_true", help="integrate the dysts systems again (needs dysts)")
+    parser.add_argument("--report-only", action="store_true", help="only rewrite summary.md and the plots")
     return parser
 
 
@@ -224,7 +225,7 @@ def main(argv: list[str] | None = None) -> None:
     results = Results(out / "results.csv")
     examples_path = out / "examples.npz"
     examples = dict(np.load(examples_path)) if examples_path.exists() else {}
-    tracks = ["ts", "dsr", "speed"] if args.track == "all" else [args.track]
+    tracks = [] if args.report_only else (["ts", "dsr", "speed"] if args.track == "all" else [args.track])
     chosen = args.models.split(",") if args.models else None
     wall = time.perf_counter()
 
@@ -256,10 +257,17 @@ def main(argv: list[str] | None = None) -> None:
     from .report import write_report
 
     info = machine()
-    info["wall_seconds_this_run"] = round(time.perf_counter() - wall, 1)
+    previous = json.loads((out / "machine.json").read_text()) if (out / "machine.json").exists() else {}
+    by_track = previous.get("wall_seconds_by_track", {})
+    seconds = round(time.perf_counter() - wall, 1)
+    for track in tracks:  # a resumed or split run adds up its invocations
+        by_track[track] = round(by_track.get(track, 0.0) + seconds / len(tracks), 1)
+    info["wall_seconds_by_track"] = by_track
+    info["wall_seconds_total"] = round(sum(by_track.values()), 1)
+    info["wall_seconds_this_run"] = seconds
     info["quick"] = args.quick
     (out / "machine.json").write_text(json.dumps(info, indent=2))
-    write_report(out, results.frame, examples, info)
+    print(write_report(out, results.frame, examples, info))
     print(f"Results in {out}: results.csv, summary.md, plots/*.png (wall time {info['wall_seconds_this_run']} s)")
 
 

@@ -186,7 +186,37 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--samples", type=int, default=20, help="sample paths (default: %(default)s)")
     demo.add_argument("--seed", type=int, default=0, help="seed (default: %(default)s)")
     demo.set_defaults(func=_cmd_demo)
+
+    from .training.settings import TrainingSettings
+
+    train = sub.add_parser(
+        "train",
+        help="pre-train or fine-tune DynaMix with sparse teacher forcing",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Train DynaMix. Defaults are the published hyper-parameters; a settings file (JSON) and "
+        "--override key=value change them. Settings (name, default, meaning):\n\n" + TrainingSettings.help_text(),
+    )
+    train.add_argument("--config", help="JSON file of settings (see the list above); default: all defaults")
+    train.add_argument("--override", nargs="*", default=[], metavar="KEY=VALUE", help="change single settings")
+    train.add_argument("--write-defaults", metavar="PATH", help="write the default settings file and exit")
+    train.set_defaults(func=_cmd_train)
     return parser
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from .training import Trainer, TrainingSettings
+
+    if args.write_defaults:
+        TrainingSettings().to_json(args.write_defaults)
+        print(f"wrote {args.write_defaults}")
+        return 0
+    settings = TrainingSettings.from_json(args.config, args.override)
+    trainer = Trainer(settings)
+    rows = trainer.fit(progress=True)
+    weights = trainer.save()
+    last = rows[-1] if rows else {}
+    print(f"checkpoint: {weights} (epoch {trainer.epoch}, loss {last.get('loss', float('nan')):.4f})")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -124,3 +124,10 @@ def test_quick_run_writes_results_table_and_plots(tmp_path, tasks, released_mode
     before = len(frame)
     main(["--quick", "--output", str(out), "--track", "ts"])  # resumable: nothing is run twice
     assert len(pd.read_csv(out / "results.csv")) == before
+
+
+def test_regenerated_trajectory_matches_the_stored_one():
+    stored = bench_data.load_dysts("Lorenz")
+    regenerated = bench_data.regenerate_dysts("Lorenz")  # DOP853, rtol = atol = 1e-10, 50 points per period
+    assert regenerated.shape == stored.shape
+    np.testing.assert_allclose(regenerated[:500], stored[:500], atol=1e-4 * stored.std())

@@ -1,0 +1,141 @@
+"""Training data: trajectories, standardized per trajectory, cut into (context, training sequence) windows.
+
+The published recipe: trajectories of chaotic flows at 50 points per period, standardized per
+trajectory; N random windows per system of ``context_length + sequence_length - overlap`` steps,
+whose first ``context_length`` points are the context and whose last ``sequence_length`` points are
+the training sequence (overlapping the context's last ``overlap`` points).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+SHARED_DYSTS = Path(__file__).resolve().parents[3] / "shared" / "data" / "dysts"
+
+
+def published_systems(index_path: str | Path | None = None) -> list[str]:
+    """The dysts systems of DynaMix's training corpus (``in_dynamix_training_set`` in the dysts index)."""
+    path = Path(index_path) if index_path else SHARED_DYSTS / "index.json"
+    if not path.exists():
+        raise FileNotFoundError(f"No dysts index at {path}; pass the system names explicitly.")
+    index = json.loads(path.read_text())
+    return [name for name, info in index.items() if info.get("in_dynamix_training_set") and "error" not in info]
+
+
+def dysts_trajectories(
+    names: list[str], n_points: int = 100_000, regenerate: bool = False, folder: str | Path | None = None
+) -> dict[str, np.ndarray]:
+    """Trajectories by system name: the stored ones (``folder``, default ``../shared/data/dysts``) or new
+    ones integrated with ``dysts`` (DOP853, rtol = atol = 1e-10, 50 points per period)."""
+    out = {}
+    folder = Path(folder) if folder else SHARED_DYSTS
+    for name in names:
+        path = folder / f"{name}.npy"
+        if not regenerate and path.exists():
+            out[name] = np.load(path)[:n_points].astype(np.float64)
+            continue
+        try:
+            import dysts.flows as flows
+        except ImportError as exc:
+            raise ImportError(
+                f"No stored trajectory for {name!r} in {folder} and the dysts package is not installed "
+                "(pip install dysts) to integrate it."
+            ) from exc
+        system = getattr(flows, name)()
+        out[name] = np.asarray(
+            system.make_trajectory(n_points, pts_per_period=50, method="DOP853", rtol=1e-10, atol=1e-10)
+        )
+    return out
+
+
+def load_trajectory_file(path: str | Path) -> np.ndarray:
+    """A trajectory ``(T, N)`` from ``.npy`` or a CSV of numeric columns."""
+    path = Path(path)
+    if path.suffix == ".npy":
+        data = np.load(path)
+    elif path.suffix == ".csv":
+        data = pd.read_csv(path).select_dtypes("number").to_numpy()
+    else:
+        raise ValueError(f"Trajectory files must be .npy or .csv, got {path}.")
+    return np.asarray(data, dtype=np.float64).reshape(len(data), -1)
+
+
+class WindowSampler:
+    """Seedable batches of (context, training sequence) windows from standardized trajectories.
+
+    Parameters
+    ----------
+    trajectories : dict of str to numpy.ndarray or list of numpy.ndarray
+        ``(T, N)`` trajectories; each is standardized on its own.
+    n_obs : int
+        The model's observation dimension ``N``; every trajectory must have it.
+    context_length, sequence_length, overlap : int
+        Window layout (500, 100, 50 in the published recipe).
+    windows_per_system : int
+        Random windows drawn once per trajectory (1,000 in the recipe).
+    input_noise : float
+        Standard deviation of the Gaussian noise on the teacher signal.
+    seed : int
+        Seed of the window positions and of every batch.
+    """
+
+    def __init__(
+        self,
+        trajectories,
+        n_obs: int,
+        context_length: int = 500,
+        sequence_length: int = 100,
+        overlap: int = 50,
+        windows_per_system: int = 1000,
+        input_noise: float = 0.05,
+        seed: int = 0,
+    ) -> None:
+        items = trajectories.items() if isinstance(trajectories, dict) else enumerate(trajectories)
+        if overlap >= sequence_length or overlap < 0:
+            raise ValueError(f"overlap ({overlap}) must lie in [0, sequence_length={sequence_length}).")
+        if context_length <= overlap:
+            raise ValueError(
+                f"context_length ({context_length}) must exceed the overlap ({overlap}) of the training sequence "
+                "with the context."
+            )
+        self.window = context_length + sequence_length - overlap
+        self.context_length, self.sequence_length, self.input_noise = context_length, sequence_length, input_noise
+        self.names, self.data = [], []
+        for name, traj in items:
+            traj = np.asarray(traj, dtype=np.float64)
+            if traj.ndim != 2 or traj.shape[1] != n_obs:
+                raise ValueError(
+                    f"Trajectory {name!r} has shape {traj.shape}; the model observes N={n_obs} channels. Pick "
+                    "trajectories with N columns or set the model's N to match."
+                )
+            if not np.isfinite(traj).all():
+                raise ValueError(f"Trajectory {name!r} contains NaN/inf values.")
+            if traj.shape[0] < self.window:
+                raise ValueError(f"Trajectory {name!r} has {traj.shape[0]} points; a window needs {self.window}.")
+            std = traj.std(0)
+            self.data.append(((traj - traj.mean(0)) / np.where(std > 0, std, 1.0)).astype(np.float32))
+            self.names.append(str(name))
+        if not self.data:
+            raise ValueError("No training trajectories.")
+        rng = np.random.default_rng(seed)
+        self.starts = [rng.integers(0, d.shape[0] - self.window + 1, size=windows_per_system) for d in self.data]
+        self.seed = seed
+
+    def batch(self, batch_size: int, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Batch number ``index`` (deterministic given the seed): context ``(Tc, B, N)``, clean targets and
+        noisy teacher signal, both ``(Ts, B, N)``."""
+        rng = np.random.default_rng([self.seed, index])
+        systems = rng.integers(0, len(self.data), size=batch_size)
+        windows = np.stack(
+            [self.data[s][self.starts[s][rng.integers(0, self.starts[s].shape[0])] :][: self.window] for s in systems],
+            axis=1,
+        )  # (window, B, N)
+        context = torch.from_numpy(windows[: self.context_length])
+        target = torch.from_numpy(windows[-self.sequence_length :])
+        noise = torch.from_numpy(rng.standard_normal(target.shape).astype(np.float32)) * self.input_noise
+        return context, target, target + noise

@@ -1,0 +1,122 @@
+"""Training settings: the published hyper-parameters as defaults, each with a one-line explanation."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import MISSING, asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+
+def _setting(default: Any, help: str):
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass
+class TrainingSettings:
+    """Everything a training run needs; ``dynamix train --help`` lists these with their meaning."""
+
+    # model
+    M: int = _setting(30, "latent dimension")
+    N: int = _setting(3, "observation dimension (channels of the data)")
+    Experts: int = _setting(10, "number of almost-linear RNN experts")
+    P: int = _setting(2, "ReLU units per expert")
+    init: str | None = _setting(None, "checkpoint to start from (name or path) for fine-tuning; None: from scratch")
+    freeze: str | None = _setting(None, "'experts' or 'gating' to keep those weights fixed while fine-tuning")
+    # data
+    systems: list[str] = field(
+        default_factory=list, metadata={"help": "dysts systems to train on; empty: the 30 of DynaMix's training corpus"}
+    )
+    trajectory_files: list[str] = field(
+        default_factory=list, metadata={"help": ".npy/.csv trajectories to train on instead of dysts systems"}
+    )
+    regenerate: bool = _setting(False, "integrate dysts systems anew (DOP853, rtol=atol=1e-10) instead of stored ones")
+    n_points: int = _setting(100_000, "points per dysts trajectory")
+    windows_per_system: int = _setting(1000, "random windows drawn per trajectory")
+    context_length: int = _setting(500, "context points of each window")
+    sequence_length: int = _setting(100, "training-sequence points of each window")
+    overlap: int = _setting(50, "points the training sequence shares with the end of the context")
+    input_noise: float = _setting(0.05, "std of the Gaussian noise on the teacher signal")
+    # objective and optimizer
+    n_interleave: int = _setting(10, "teacher forcing: replace the observed latent entries every this many steps")
+    gating_noise_weight: float = _setting(0.1, "lambda of the regulariser mean(exp(-|sigma_gate| / 0.01))")
+    optimizer: str = _setting("radam", "'radam', 'adam' or 'adamw'")
+    weight_decay: float = _setting(0.0, "weight decay (AdamW)")
+    lr_start: float = _setting(5e-3, "initial learning rate")
+    lr_end: float = _setting(1e-5, "learning rate at the last epoch (exponential decay)")
+    grad_clip: float = _setting(10.0, "gradient-norm clipping")
+    batch_size: int = _setting(16, "sequences per batch")
+    batches_per_epoch: int = _setting(50, "batches per epoch")
+    epochs: int = _setting(2000, "epochs")
+    # evaluation, output
+    eval_every: int = _setting(50, "evaluate on the held-out systems every this many epochs (0: never)")
+    eval_files: list[str] = field(
+        default_factory=list, metadata={"help": "held-out trajectories (.npy) for D_stsp/D_H/MASE; empty: the examples"}
+    )
+    eval_context: int = _setting(2000, "context points of the evaluation forecasts")
+    eval_horizon: int = _setting(2000, "steps of the evaluation forecasts")
+    checkpoint_every: int = _setting(10, "write a checkpoint (and the trainer state) every this many epochs")
+    output_dir: str = _setting("dynamix-training", "folder for checkpoints, metrics.csv and TensorBoard logs")
+    name: str = _setting("dynamix-3d-alrnn-trained", "model name of the written checkpoint")
+    seed: int = _setting(0, "seed of the initialisation, the windows, the batches and the noise")
+    device: str = _setting("cpu", "'cpu' or 'cuda'")
+    threads: int = _setting(0, "torch threads (0: torch's default)")
+
+    def __post_init__(self) -> None:
+        positive = ["M", "N", "Experts", "n_points", "windows_per_system", "context_length", "sequence_length",
+                    "n_interleave", "batch_size", "batches_per_epoch", "epochs", "checkpoint_every"]  # fmt: skip
+        for key in positive:
+            if not isinstance(getattr(self, key), int) or getattr(self, key) < 1:
+                raise ValueError(f"Setting {key!r} must be a positive int, got {getattr(self, key)!r}.")
+        if self.overlap >= self.sequence_length or self.overlap < 0:
+            raise ValueError(f"overlap ({self.overlap}) must lie in [0, sequence_length={self.sequence_length}).")
+        if self.context_length <= self.overlap:
+            raise ValueError(
+                f"context_length ({self.context_length}) is shorter than the overlap ({self.overlap}) of the training "
+                "sequence with the context; raise context_length or lower overlap."
+            )
+        if self.optimizer not in ("radam", "adam", "adamw"):
+            raise ValueError(f"optimizer must be 'radam', 'adam' or 'adamw', got {self.optimizer!r}.")
+        if self.freeze not in (None, "experts", "gating"):
+            raise ValueError(f"freeze must be None, 'experts' or 'gating', got {self.freeze!r}.")
+        if not 0 < self.lr_end <= self.lr_start:
+            raise ValueError(f"Need 0 < lr_end <= lr_start, got {self.lr_end} and {self.lr_start}.")
+
+    @classmethod
+    def help_text(cls) -> str:
+        """One line per setting: name, default, meaning."""
+        lines = []
+        for f in fields(cls):
+            default = f.default_factory() if f.default is MISSING else f.default
+            shown = "-" if default is None else json.dumps(default)
+            lines.append(f"  {f.name:<20} {shown:<26} {f.metadata['help']}")
+        return "\n".join(lines)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainingSettings:
+        """Settings from a dict; unknown keys are an error naming the known ones."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"Unknown training settings {unknown}; known settings: {sorted(known)}.")
+        return cls(**values)
+
+    @classmethod
+    def from_json(cls, path: str | Path | None, overrides: list[str] | None = None) -> TrainingSettings:
+        """Settings from a JSON file (None: the defaults) with ``key=value`` overrides (values parsed as JSON)."""
+        values: dict[str, Any] = json.loads(Path(path).read_text()) if path else {}
+        types = {f.name: f.type for f in fields(cls)}
+        for item in overrides or []:
+            if "=" not in item:
+                raise ValueError(f"Override {item!r} must look like key=value.")
+            key, raw = item.split("=", 1)
+            if key not in types:
+                raise ValueError(f"Unknown training setting {key!r} in --override; see dynamix train --help.")
+            try:
+                values[key] = json.loads(raw)
+            except json.JSONDecodeError:
+                values[key] = raw  # plain strings need no quotes
+        return cls.from_dict(values)
+
+    def to_json(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(asdict(self), indent=2) + "\n")

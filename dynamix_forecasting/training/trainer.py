@@ -1,0 +1,273 @@
+"""Sparse-teacher-forcing training of DynaMix on the engine's own model code (:meth:`DynaMix.step`)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from ..checkpoint import load_model, save_model
+from ..config import DynaMixConfig
+from ..metrics import geometrical_misalignment, mase, temporal_misalignment
+from ..model import DynaMix
+from ..pipeline import DynaMixPipeline
+from .data import WindowSampler, dysts_trajectories, load_trajectory_file, published_systems
+from .settings import TrainingSettings
+
+EXAMPLES = Path(__file__).resolve().parents[3] / "shared" / "data" / "dynamix-examples"
+DEFAULT_EVAL = ("lorenz63", "chua", "sprottM")
+
+
+def teacher_forced_rollout(
+    model: DynaMix,
+    context: torch.Tensor,
+    teacher: torch.Tensor,
+    n_interleave: int,
+    generator: torch.Generator | None = None,
+    noise: bool = True,
+) -> torch.Tensor:
+    """Predictions ``(Ts-1, B, N)`` of the observed entries under sparse teacher forcing.
+
+    The initial state is built from the first teacher observation; every ``n_interleave`` steps the
+    first ``N`` latent entries are replaced by the teacher observation (and nothing else).
+    """
+    n = model.N
+    encoded = model.gating_network.encode(context)
+    z = model.initial_state(teacher[0])
+    preds = []
+    for t in range(1, teacher.shape[0]):
+        eps = torch.randn(n, z.shape[1], generator=generator, device=z.device) if noise else None
+        z = model.step(z, context, encoded=encoded, gating_eps=eps)
+        preds.append(z[:n])
+        if t % n_interleave == 0:
+            z = torch.cat([teacher[t].t(), z[n:]], dim=0)
+    return torch.stack(preds).transpose(1, 2)
+
+
+def training_loss(model: DynaMix, pred: torch.Tensor, target: torch.Tensor, gating_noise_weight: float):
+    """MSE on the observed entries plus ``lambda * mean(exp(-|sigma_gate| / 0.01))``."""
+    mse = torch.mean((pred - target[1:]) ** 2)
+    reg = torch.mean(torch.exp(-model.gating_network.sigma.abs() / 0.01))
+    return mse + gating_noise_weight * reg, mse
+
+
+class Trainer:
+    """Pre-train or fine-tune a DynaMix model; checkpoints in the released two-file layout, resumable.
+
+    Parameters
+    ----------
+    settings : TrainingSettings
+        All hyper-parameters (defaults: the published recipe).
+    sampler : WindowSampler, optional
+        Training windows; built from ``settings`` when omitted.
+    """
+
+    def __init__(self, settings: TrainingSettings, sampler: WindowSampler | None = None) -> None:
+        self.s = settings
+        if settings.threads:
+            torch.set_num_threads(settings.threads)
+        self.device = torch.device(settings.device)
+        self.out = Path(settings.output_dir)
+        self.model = self._initial_model().to(self.device)
+        if self.model.N != settings.N:
+            raise ValueError(f"The initial checkpoint observes N={self.model.N} but settings.N={settings.N}.")
+        self.sampler = sampler or self._sampler()
+        self._freeze()
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        opt = {"radam": torch.optim.RAdam, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[settings.optimizer]
+        kwargs = {"weight_decay": settings.weight_decay} if settings.optimizer == "adamw" else {}
+        self.optimizer = opt(params, lr=settings.lr_start, **kwargs)
+        gamma = (settings.lr_end / settings.lr_start) ** (1.0 / max(1, settings.epochs - 1))
+        self.scheduler = torch.optim.lr_scheduler.ExponentialLR(self.optimizer, gamma=gamma)
+        self.generator = torch.Generator(device=self.device).manual_seed(settings.seed)
+        self.epoch = 0
+        self._resume()
+
+    # ------------------------------------------------------------------ setup
+    def _initial_model(self) -> DynaMix:
+        s = self.s
+        if s.init:
+            model = load_model(s.init)
+            for p in model.parameters():
+                p.requires_grad_(True)
+            for layer in (model.gating_network.mlp_layer1, model.gating_network.mlp_layer2):
+                layer.bias.requires_grad_(False)  # released models keep these at zero
+            return model.train()
+        config = DynaMixConfig(M=s.M, N=s.N, Experts=s.Experts, P=s.P)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(s.seed)
+            return DynaMix(config).train()
+
+    def _sampler(self) -> WindowSampler:
+        s = self.s
+        if s.trajectory_files:
+            trajectories = {Path(f).stem: load_trajectory_file(f) for f in s.trajectory_files}
+        else:
+            trajectories = dysts_trajectories(s.systems or published_systems(), s.n_points, s.regenerate)
+        return WindowSampler(
+            trajectories, s.N, s.context_length, s.sequence_length, s.overlap, s.windows_per_system, s.input_noise,
+            s.seed,
+        )  # fmt: skip
+
+    def _freeze(self) -> None:
+        if self.s.freeze == "experts":
+            for p in self.model.experts.parameters():
+                p.requires_grad_(False)
+        elif self.s.freeze == "gating":
+            for p in self.model.gating_network.parameters():
+                p.requires_grad_(False)
+
+    @property
+    def state_path(self) -> Path:
+        return self.out / "trainer_state.pt"
+
+    def _resume(self) -> None:
+        if not self.state_path.exists():
+            return
+        state = torch.load(self.state_path, map_location=self.device, weights_only=False)
+        if state["settings"] != self._comparable_settings():
+            raise ValueError(
+                f"{self.output_dir_text} holds a run with other settings; pick another output_dir or delete it."
+            )
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.generator.set_state(state["generator"])
+        self.epoch = state["epoch"]
+
+    @property
+    def output_dir_text(self) -> str:
+        return f"output_dir {str(self.out)!r}"
+
+    def _comparable_settings(self) -> dict:
+        values = json.loads(json.dumps(self.s.__dict__))
+        for key in ("epochs", "eval_every", "checkpoint_every", "threads", "device"):
+            values.pop(key, None)  # a resumed run may run longer or elsewhere
+        return values
+
+    # ------------------------------------------------------------------ training
+    def train_step(self, index: int) -> tuple[float, float]:
+        """One optimizer step on batch ``index``; returns (loss, MSE)."""
+        context, target, teacher = (t.to(self.device) for t in self.sampler.batch(self.s.batch_size, index))
+        pred = teacher_forced_rollout(self.model, context, teacher, self.s.n_interleave, self.generator)
+        loss, mse = training_loss(self.model, pred, target, self.s.gating_noise_weight)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.s.grad_clip)
+        self.optimizer.step()
+        return loss.item(), mse.item()
+
+    def evaluate(self) -> dict[str, float]:
+        """D_stsp, D_H and MASE (10 steps) of forecasts of the held-out trajectories, medians over them."""
+        files = [Path(f) for f in self.s.eval_files] or [EXAMPLES / f"{n}.npy" for n in DEFAULT_EVAL]
+        files = [f for f in files if f.exists()]
+        if not files:
+            return {}
+        self.model.eval()
+        pipeline = DynaMixPipeline(self.model)
+        scores = {"D_stsp": [], "D_H": [], "MASE": []}
+        for f in files:
+            data = np.load(f)
+            ctx = data[: self.s.eval_context]
+            truth = data[self.s.eval_context : self.s.eval_context + self.s.eval_horizon]
+            with torch.no_grad():
+                forecast = pipeline.forecast(ctx, truth.shape[0], seed=0, divergence_guard=10.0)
+            scores["D_stsp"].append(geometrical_misalignment(forecast, truth))
+            scores["D_H"].append(temporal_misalignment(forecast, truth))
+            scores["MASE"].append(mase(forecast, truth, steps=10))
+        self.model.train()
+        return {k: float(np.nanmedian(v)) for k, v in scores.items()}
+
+    def save(self) -> Path:
+        """Write the checkpoint (two-file layout) and the trainer state for resuming."""
+        self.out.mkdir(parents=True, exist_ok=True)
+        weights, _ = save_model(self.model, self.out / "checkpoint", self.s.name)
+        torch.save(
+            {
+                "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(),
+                "generator": self.generator.get_state(),
+                "epoch": self.epoch,
+                "settings": self._comparable_settings(),
+            },
+            self.state_path,
+        )
+        return weights
+
+    def fit(self, progress: bool = True, stop_after: int | None = None) -> list[dict]:
+        """Train until ``settings.epochs`` (or epoch ``stop_after``); returns the rows written to ``metrics.csv``."""
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.s.to_json(self.out / "settings.json")
+        writer = _MetricsWriter(self.out)
+        rows = []
+        bar = tqdm(total=self.s.epochs, initial=self.epoch, disable=not progress, desc="training", unit="epoch")
+        last = self.s.epochs if stop_after is None else min(stop_after, self.s.epochs)
+        while self.epoch < last:
+            start = time.perf_counter()
+            losses, mses = [], []
+            for b in range(self.s.batches_per_epoch):
+                loss, mse = self.train_step(self.epoch * self.s.batches_per_epoch + b)
+                losses.append(loss)
+                mses.append(mse)
+            seconds = time.perf_counter() - start
+            lr = self.scheduler.get_last_lr()[0]  # the rate used in this epoch
+            self.scheduler.step()
+            self.epoch += 1
+            row = {
+                "epoch": self.epoch,
+                "loss": float(np.mean(losses)),
+                "mse": float(np.mean(mses)),
+                "lr": lr,
+                "seconds": seconds,
+                "sequences_per_s": self.s.batches_per_epoch * self.s.batch_size / seconds,
+            }
+            if self.s.eval_every and (self.epoch % self.s.eval_every == 0 or self.epoch == self.s.epochs):
+                row.update(self.evaluate())
+            if self.epoch % self.s.checkpoint_every == 0 or self.epoch in (self.s.epochs, last):
+                self.save()
+            writer.write(row)
+            rows.append(row)
+            bar.set_postfix(loss=f"{row['loss']:.4f}", lr=f"{row['lr']:.1e}")
+            bar.update(1)
+        bar.close()
+        writer.close()
+        return rows
+
+
+class _MetricsWriter:
+    """``metrics.csv`` (appending when resumed) and TensorBoard scalars when tensorboard is installed."""
+
+    FIELDS = ("epoch", "loss", "mse", "lr", "seconds", "sequences_per_s", "D_stsp", "D_H", "MASE")
+
+    def __init__(self, out: Path) -> None:
+        self.path = out / "metrics.csv"
+        new = not self.path.exists()
+        self.file = self.path.open("a", newline="")
+        self.csv = csv.DictWriter(self.file, fieldnames=self.FIELDS)
+        if new:
+            self.csv.writeheader()
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.tb = SummaryWriter(str(out / "tensorboard"))
+        except Exception:  # tensorboard is optional
+            self.tb = None
+
+    def write(self, row: dict) -> None:
+        self.csv.writerow({k: row.get(k, "") for k in self.FIELDS})
+        self.file.flush()
+        if self.tb is not None:
+            for k, v in row.items():
+                if k != "epoch":
+                    self.tb.add_scalar(k, v, row["epoch"])
+
+    def close(self) -> None:
+        self.file.close()
+        if self.tb is not None:
+            self.tb.close()
