@@ -157,3 +157,13 @@ def test_cli_writes_defaults_and_trains(tmp_path, files, capsys):
     assert cli_main(["train", "--config", str(config), "--override", "batches_per_epoch=1"]) == 0
     assert "checkpoint:" in capsys.readouterr().out
     assert cli_main(["train", "--config", str(config), "--override", "nonsense=1"]) == 2
+
+
+def test_evaluation_scores_held_out_trajectories(tmp_path, files):
+    held_out = tmp_path / "held_out.npy"
+    np.save(held_out, _trajectory(9, 600))
+    trainer = Trainer(
+        _settings(tmp_path, files, eval_files=[str(held_out)], eval_context=300, eval_horizon=200, eval_samples=2)
+    )
+    scores = trainer.evaluate()
+    assert set(scores) == {"D_stsp", "D_H", "MASE"} and all(np.isfinite(v) for v in scores.values())

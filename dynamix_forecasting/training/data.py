@@ -9,6 +9,7 @@ the training sequence (overlapping the context's last ``overlap`` points).
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +39,14 @@ def dysts_trajectories(
         path = folder / f"{name}.npy"
         if not regenerate and path.exists():
             out[name] = np.load(path)[:n_points].astype(np.float64)
+            if out[name].shape[0] < n_points:
+                warnings.warn(
+                    f"The stored trajectory of {name} has {out[name].shape[0]} points, fewer than n_points={n_points}; "
+                    "training uses it as it is. Set regenerate=true to integrate n_points with dysts, or lower "
+                    "n_points to silence this.",
+                    UserWarning,
+                    stacklevel=2,
+                )
             continue
         try:
             import dysts.flows as flows

@@ -55,6 +55,7 @@ class TrainingSettings:
     )
     eval_context: int = _setting(2000, "context points of the evaluation forecasts")
     eval_horizon: int = _setting(2000, "steps of the evaluation forecasts")
+    eval_samples: int = _setting(5, "sample paths per evaluation forecast (scores: median over paths and files)")
     checkpoint_every: int = _setting(10, "write a checkpoint (and the trainer state) every this many epochs")
     output_dir: str = _setting("dynamix-training", "folder for checkpoints, metrics.csv and TensorBoard logs")
     name: str = _setting("dynamix-3d-alrnn-trained", "model name of the written checkpoint")
@@ -64,7 +65,7 @@ class TrainingSettings:
 
     def __post_init__(self) -> None:
         positive = ["M", "N", "Experts", "n_points", "windows_per_system", "context_length", "sequence_length",
-                    "n_interleave", "batch_size", "batches_per_epoch", "epochs", "checkpoint_every"]  # fmt: skip
+                    "n_interleave", "batch_size", "batches_per_epoch", "epochs", "checkpoint_every", "eval_samples"]  # fmt: skip
         for key in positive:
             if not isinstance(getattr(self, key), int) or getattr(self, key) < 1:
                 raise ValueError(f"Setting {key!r} must be a positive int, got {getattr(self, key)!r}.")

@@ -163,7 +163,7 @@ class Trainer:
         return loss.item(), mse.item()
 
     def evaluate(self) -> dict[str, float]:
-        """D_stsp, D_H and MASE (10 steps) of forecasts of the held-out trajectories, medians over them."""
+        """D_stsp, D_H and MASE (10 steps) of forecasts of the held-out trajectories, medians over paths and files."""
         files = [Path(f) for f in self.s.eval_files] or [EXAMPLES / f"{n}.npy" for n in DEFAULT_EVAL]
         files = [f for f in files if f.exists()]
         if not files:
@@ -176,10 +176,13 @@ class Trainer:
             ctx = data[: self.s.eval_context]
             truth = data[self.s.eval_context : self.s.eval_context + self.s.eval_horizon]
             with torch.no_grad():
-                forecast = pipeline.forecast(ctx, truth.shape[0], seed=0, divergence_guard=10.0)
-            scores["D_stsp"].append(geometrical_misalignment(forecast, truth))
-            scores["D_H"].append(temporal_misalignment(forecast, truth))
-            scores["MASE"].append(mase(forecast, truth, steps=10))
+                paths = pipeline.forecast(
+                    ctx, truth.shape[0], seed=0, divergence_guard=10.0, num_samples=self.s.eval_samples
+                )
+            for forecast in paths.reshape(self.s.eval_samples, *truth.shape):
+                scores["D_stsp"].append(geometrical_misalignment(forecast, truth))
+                scores["D_H"].append(temporal_misalignment(forecast, truth))
+                scores["MASE"].append(mase(forecast, truth, steps=10))
         self.model.train()
         return {k: float(np.nanmedian(v)) for k, v in scores.items()}
 
