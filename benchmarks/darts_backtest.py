@@ -13,23 +13,18 @@ from __future__ import annotations
 import argparse
 import platform
 import time
-from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 from darts import TimeSeries
 from darts.metrics import mase
 
+from benchmarks.data import load_item
 from dynamix_forecasting.darts import DynaMixModel
-
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "chronos-bench" / "ETTh.csv"
 
 
 def load_series(windows: int, horizon: int, context: int) -> TimeSeries:
-    frame = pd.read_csv(DATA, parse_dates=["timestamp"])
-    ot = frame[frame["item_id"] == "ETTh1_OT"].set_index("timestamp")["target"].astype("float64")
-    ot.index.freq = "h"
+    ot = load_item("ETTh", "ETTh1_OT")
     return TimeSeries.from_series(ot.iloc[-(context + windows + horizon - 1) :])
 
 

@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from dynamix_forecasting.training.data import integrate_dysts
+
 DATA_ENV = "DYNAMIX_BENCH_DATA"
 
 
@@ -63,6 +65,17 @@ def load_task(name: str, max_series: int | None = None) -> Task:
     return task
 
 
+def load_item(name: str, item_id: str) -> pd.Series:
+    """One series of a task as a pandas Series with its timestamps and the task's frequency."""
+    frame = pd.read_csv(data_dir() / "chronos-bench" / f"{name}.csv", dtype={"item_id": str}, parse_dates=["timestamp"])
+    frame = frame[frame["item_id"] == item_id]
+    if frame.empty:
+        raise KeyError(f"Task {name!r} has no series {item_id!r}.")
+    series = frame.set_index("timestamp")["target"].astype("float64")
+    series.index.freq = task_specs()[name]["frequency"]
+    return series
+
+
 def reference_results() -> pd.DataFrame:
     """Published fev scores of 21 models on these tasks (``reference_results.csv``)."""
     return pd.read_csv(data_dir() / "chronos-bench" / "reference_results.csv")
@@ -93,11 +106,4 @@ def load_dysts(name: str) -> np.ndarray:
 
 def regenerate_dysts(name: str, n_points: int = 12_000) -> np.ndarray:
     """Integrate a dysts system again (DOP853, rtol = atol = 1e-10, 50 points per period); needs ``dysts``."""
-    try:
-        import dysts.flows as flows
-    except ImportError as exc:  # pragma: no cover - optional
-        raise ImportError("--regenerate needs the dysts package: pip install dysts") from exc
-    system = getattr(flows, name)()
-    return np.asarray(
-        system.make_trajectory(n_points, pts_per_period=50, method="DOP853", rtol=1e-10, atol=1e-10), dtype=np.float64
-    )
+    return integrate_dysts(name, n_points)

@@ -16,6 +16,8 @@ from typing import ClassVar
 import numpy as np
 import pandas as pd
 
+from dynamix_forecasting.model_cache import cached_pipeline
+
 from .parroting import parrot
 from .scoring import QUANTILES
 
@@ -52,12 +54,7 @@ class SeasonalNaive(BenchModel):
     name = "seasonal_naive"
 
     def forecast_ts(self, histories, horizon, seasonality):
-        medians = []
-        for h in histories:
-            m = min(seasonality, h.shape[0])
-            last = h[-m:]
-            medians.append(np.resize(last, horizon) if m > 1 else np.full(horizon, h[-1]))
-        med = np.stack(medians)
+        med = np.stack([np.resize(h[-min(seasonality, h.shape[0]) :], horizon) for h in histories])
         return med, np.broadcast_to(med, (len(Q), *med.shape))
 
 
@@ -79,15 +76,10 @@ class DynaMix(BenchModel):
         self.name = "dynamix" if model == "dynamix-3d-alrnn-v1.0" else f"dynamix[{Path(model).stem}]"
         if fit_nonstationary:
             self.name += "_nonstationary"
-        self._pipeline = None
 
     @property
     def pipeline(self):
-        if self._pipeline is None:
-            from dynamix_forecasting import DynaMixPipeline
-
-            self._pipeline = DynaMixPipeline.from_pretrained(self.model)
-        return self._pipeline
+        return cached_pipeline(self.model)
 
     def unavailable(self) -> str | None:
         try:

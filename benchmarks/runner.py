@@ -240,18 +240,25 @@ def main(argv: list[str] | None = None) -> None:
                     m.num_samples = 20
         return built
 
+    timings: dict[str, float] = {}
     if "ts" in tracks:
+        start = time.perf_counter()
         tasks = args.tasks.split(",") if args.tasks else (QUICK_TASKS if args.quick else list(bench_data.task_specs()))
         max_series = args.max_series or (20 if args.quick else None)
         run_ts(models_for(TS_MODELS), tasks, results, max_series, examples)
+        timings["ts"] = time.perf_counter() - start
     if "dsr" in tracks:
+        start = time.perf_counter()
         systems = args.tasks.split(",") if (args.tasks and args.track == "dsr") else None
         systems = systems or (QUICK_SYSTEMS if args.quick else bench_data.dysts_systems())
         contexts = [512] if args.quick else [int(c) for c in args.contexts.split(",")]
         horizon = 2000 if args.quick else args.dsr_horizon
         run_dsr(models_for(DSR_MODELS), systems, contexts, horizon, results, args.regenerate, examples)
+        timings["dsr"] = time.perf_counter() - start
     if "speed" in tracks:
+        start = time.perf_counter()
         run_speed(models_for(sorted(set(TS_MODELS + DSR_MODELS))), results, args.quick)
+        timings["speed"] = time.perf_counter() - start
     np.savez(examples_path, **examples)
 
     from .report import write_report
@@ -260,8 +267,8 @@ def main(argv: list[str] | None = None) -> None:
     previous = json.loads((out / "machine.json").read_text()) if (out / "machine.json").exists() else {}
     by_track = previous.get("wall_seconds_by_track", {})
     seconds = round(time.perf_counter() - wall, 1)
-    for track in tracks:  # a resumed or split run adds up its invocations
-        by_track[track] = round(by_track.get(track, 0.0) + seconds / len(tracks), 1)
+    for track, spent in timings.items():  # a resumed or split run adds up its invocations
+        by_track[track] = round(by_track.get(track, 0.0) + spent, 1)
     info["wall_seconds_by_track"] = by_track
     info["wall_seconds_total"] = round(sum(by_track.values()), 1)
     info["wall_seconds_this_run"] = seconds

@@ -11,8 +11,7 @@ one batched rollout.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -22,10 +21,11 @@ from darts.models.forecasting.forecasting_model import GlobalForecastingModel
 from darts.utils.historical_forecasts.optimized_historical_forecasts_torch import _create_dataset_bounds
 from darts.utils.serialization import add_safe_globals
 
+from .adapter_parameters import check_adapter_parameters
 from .checkpoint import DEFAULT_MODEL
-from .model_cache import ModelSpec, get_model
+from .model_cache import ModelSpec, cached_pipeline, get_model
 from .pipeline import DynaMixPipeline
-from .preprocessing import EMBEDDINGS, min_context_length
+from .preprocessing import min_context_length
 
 __all__ = ["DynaMixModel"]
 
@@ -107,18 +107,7 @@ class DynaMixModel(GlobalForecastingModel):
         random_state: int | None = None,
     ) -> None:
         super().__init__(add_encoders=None)
-        if not isinstance(model, str | os.PathLike | Mapping):
-            raise TypeError(
-                f"model must be a model name, a checkpoint path or a config dict, got {type(model).__name__}."
-            )
-        if preprocessing_method not in EMBEDDINGS:
-            raise ValueError(f"Unknown preprocessing_method {preprocessing_method!r}; choose one of {EMBEDDINGS}.")
-        if context_length is not None and (
-            isinstance(context_length, bool) or not isinstance(context_length, int) or context_length < 3
-        ):
-            raise ValueError(f"context_length must be an int >= 3 or None, got {context_length!r}.")
-        if random_state is not None and not isinstance(random_state, int | np.integer):
-            raise TypeError(f"random_state must be an int or None, got {type(random_state).__name__}.")
+        check_adapter_parameters(model, preprocessing_method, context_length, random_state)
         self.model = model
         self.preprocessing_method = preprocessing_method
         self.standardize = standardize
@@ -131,8 +120,7 @@ class DynaMixModel(GlobalForecastingModel):
 
     @property
     def _pipeline(self) -> DynaMixPipeline:
-        # Looked up in the shared cache on each use: the torch model never goes into a pickle.
-        return DynaMixPipeline(get_model(self.model, self.device))
+        return cached_pipeline(self.model, self.device)
 
     @property
     def supports_multivariate(self) -> bool:

@@ -173,8 +173,24 @@ class DynaMix(nn.Module):
         """Latent dimension."""
         return self.config.M
 
-    def initial_state(self, x: torch.Tensor) -> torch.Tensor:
-        """Latent state ``(M, B)`` from observations ``x`` ``(B, N)``: ``B^T x`` with its first N entries set to x."""
+    def initial_state(self, x: torch.Tensor, batch_invariant: bool = False) -> torch.Tensor:
+        """Latent state ``(M, B)`` from observations ``x`` ``(B, N)``: ``B^T x`` with its first N entries set to x.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            Observations ``(B, N)``.
+        batch_invariant : bool, default False
+            Build ``B^T x`` from elementwise operations in a fixed order, so that each row's bits do not
+            depend on the batch it is in (a matrix product may pick another kernel for another batch
+            size). The default reproduces the published arithmetic.
+        """
+        if batch_invariant:
+            z = x[:, :1] * self.B[0]
+            for n in range(1, x.shape[1]):
+                z = z + x[:, n : n + 1] * self.B[n]
+            z[:, : self.N] = x
+            return z.t()
         # Built as the published code does (a transposed view written in place): the memory layout
         # of z decides which GEMM kernel the first step uses, and so its last bits.
         z = torch.matmul(x, self.B).t()

@@ -18,6 +18,7 @@ import torch
 from .checkpoint import load_model
 from .config import DynaMixConfig
 from .model import DynaMix
+from .pipeline import DynaMixPipeline
 
 #: What the adapters accept as ``model``: a released name, a checkpoint path, or a config dict
 #: (a randomly initialised model, seeded, for tests and for training from scratch).
@@ -100,6 +101,12 @@ def get_model(spec: ModelSpec, device: str | torch.device = "cpu") -> DynaMix:
                 p.requires_grad_(False)
             _CACHE[key] = model
         return model
+
+
+def cached_pipeline(spec: ModelSpec, device: str | torch.device = "cpu") -> DynaMixPipeline:
+    """A :class:`DynaMixPipeline` over the cached model (the adapters look it up on every use, so they never
+    hold the torch model: pickles stay small and a fresh process reloads it on first use)."""
+    return DynaMixPipeline(get_model(spec, device))
 
 
 def clear_model_cache() -> None:

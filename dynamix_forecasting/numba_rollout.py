@@ -208,16 +208,6 @@ def _encode_rowwise(frames: np.ndarray, weight: np.ndarray, bias: np.ndarray) ->
     return out
 
 
-def initial_state_rowwise(model, x: torch.Tensor) -> torch.Tensor:
-    """``DynaMix.initial_state`` as elementwise operations: each row's bits do not depend on the batch."""
-    b = model.B.detach()
-    z = x[:, :1] * b[0]
-    for n in range(1, x.shape[1]):
-        z = z + x[:, n : n + 1] * b[n]
-    z[:, : x.shape[1]] = x
-    return z.t()
-
-
 class NumbaAlrnnRollout:
     """Blocks of rollout steps of an AL-RNN DynaMix, for contexts shared by several rows.
 
@@ -271,7 +261,15 @@ class NumbaAlrnnRollout:
         with _LOCK:
             numba.set_num_threads(threads)
             _compiled(
-                z, self.frames, self.encoded, self.ctx_index, self.first_frame, noise, use_noise, *self.params[:9],
-                *self.params[9:12], self.params[12], bound, out,
-            )  # fmt: skip
+                z,
+                self.frames,
+                self.encoded,
+                self.ctx_index,
+                self.first_frame,
+                noise,
+                use_noise,
+                *self.params,
+                bound,
+                out,
+            )
         return out

@@ -19,7 +19,6 @@ from tqdm.auto import tqdm
 from .checkpoint import DEFAULT_MODEL, load_model
 from .inputs import SeriesBatch, as_series_batch
 from .model import DynaMix
-from .numba_rollout import initial_state_rowwise
 from .preprocessing import (
     EMBEDDINGS,
     NonstationaryTransform,
@@ -278,6 +277,10 @@ class DynaMixPipeline:
             raise ValueError(f"divergence_guard must be a positive float or None, got {divergence_guard!r}.")
         if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
             raise ValueError(f"batch_size must be a positive int or None, got {batch_size!r}.")
+        if backend not in ("auto", "numba", "torch"):
+            raise ValueError(f"Unknown backend {backend!r}; choose 'auto', 'numba' or 'torch' (or pass exact=True).")
+        exact = not noise if exact is None else exact
+        step_kind = choose_backend(self.model, self.device, "reference" if exact else backend)
         batch = as_series_batch(context)
         n_model, n_data = self.model.N, batch.n_channels
         need = min_context_length(1 if n_data > n_model else n_data, n_model, preprocessing_method)
@@ -315,9 +318,6 @@ class DynaMixPipeline:
             self._embed(prep, data, x, preprocessing_method, rng, tau)
             for (prep, data), x, tau in zip(staged, init_rows, taus, strict=True)
         ]
-        fused = noise if exact is None else not exact
-        if backend not in ("auto", "numba", "torch"):
-            raise ValueError(f"Unknown backend {backend!r}; choose 'auto', 'numba' or 'torch' (or pass exact=True).")
         obs = self._roll(
             prepared,
             batch.layout,
@@ -328,14 +328,13 @@ class DynaMixPipeline:
             divergence_guard,
             batch_size,
             progress,
-            fused,
-            backend,
+            step_kind,
         )
         forecasts = self._postprocess(prepared, obs)  # (K, R, H, n_row)
         return self._format(forecasts, batch, split, num_samples)
 
     def _roll(
-        self, prepared, layout, horizon, num_samples, seed, noise, guard, batch_size, progress, fused, backend
+        self, prepared, layout, horizon, num_samples, seed, noise, guard, batch_size, progress, step_kind
     ) -> np.ndarray:
         lengths = [p.embedded.shape[0] for p in prepared]
         longest, shortest = max(lengths), min(lengths)
@@ -364,13 +363,11 @@ class DynaMixPipeline:
         x0_all, scale_all = x0.repeat(num_samples, 1), scale.repeat(num_samples)
         # One noise stream per sample index, shared by all series: a series' forecast does not depend
         # on the other series in the batch, on the horizon (prefixes agree) or on batch_size.
-        streams = NoiseStreams.fresh(num_samples, seed)
-        streams.rows = torch.arange(num_samples).repeat_interleave(n_rows)
+        streams = NoiseStreams.fresh(num_samples, seed, rows=torch.arange(num_samples).repeat_interleave(n_rows))
         n_obs = max(p.n_data for p in prepared)
         # With the guard on, a series that reaches the bound is reported too (it was diverging).
         limit = DIVERGENCE_FACTOR if guard is None else min(DIVERGENCE_FACTOR, guard)
         chunk = batch_size or max(1, (1 << 26) // max(1, ctx.shape[1] * n_model))
-        kind = choose_backend(self.model, device, backend if fused else "reference")
         outs, diverged = [], []
         bar = tqdm(total=horizon * rows, disable=not progress, unit="step", unit_scale=True, desc="DynaMix rollout")
         with torch.no_grad():
@@ -378,11 +375,7 @@ class DynaMixPipeline:
                 hi = min(lo + chunk, rows)
                 # The compiled kernel computes each row on its own; its initial states are built row by row
                 # too, so a series' forecast is the same bits alone, in any batch or chunk.
-                z0 = (
-                    initial_state_rowwise(self.model, x0_all[lo:hi])
-                    if kind == "numba"
-                    else self.model.initial_state(x0_all[lo:hi])
-                )
+                z0 = self.model.initial_state(x0_all[lo:hi], batch_invariant=step_kind == "numba")
                 result = rollout(
                     self.model,
                     ctx_t,
@@ -392,8 +385,7 @@ class DynaMixPipeline:
                     noise=noise,
                     streams=streams.subset(lo, hi),
                     mask=mask_t,
-                    fused=fused,
-                    backend=backend,
+                    backend=step_kind,
                     n_obs=n_obs,
                     bound=None if guard is None else guard * scale_all[lo:hi],
                     threshold=limit * scale_all[lo:hi],

@@ -68,10 +68,10 @@ class NoiseStreams:
             raise ValueError(f"rows must index the {len(self.seeds)} streams.")
 
     @classmethod
-    def fresh(cls, n: int, seed: int | None = None) -> NoiseStreams:
+    def fresh(cls, n: int, seed: int | None = None, rows: torch.Tensor | None = None) -> NoiseStreams:
         """``n`` independent streams derived from ``seed`` (fresh OS entropy when ``None``)."""
         states = np.random.SeedSequence(seed).generate_state(n, dtype=np.uint64)
-        return cls([int(s) >> 1 for s in states])
+        return cls([int(s) >> 1 for s in states], rows)
 
     def subset(self, lo: int, hi: int) -> NoiseStreams:
         """The streams of rows ``lo:hi`` (for rolling a batch out in chunks)."""
@@ -185,7 +185,6 @@ def rollout(
     n_obs: int | None = None,
     bound: torch.Tensor | None = None,
     threshold: torch.Tensor | None = None,
-    fused: bool = True,
     backend: str = "auto",
     on_block: Callable[[int], None] | None = None,
 ) -> RolloutResult:
@@ -216,8 +215,6 @@ def rollout(
         ``(B,)`` bound on ``|z|`` applied after every step (the divergence guard).
     threshold : torch.Tensor, optional
         ``(B,)`` level of ``|observation|`` at which a row counts as diverged.
-    fused : bool, default True
-        False forces the reference step (same as ``backend="reference"``).
     backend : str, default "auto"
         ``"auto"``, ``"numba"``, ``"torch"`` or ``"reference"`` (see :func:`choose_backend`).
     on_block : callable, optional
@@ -235,14 +232,17 @@ def rollout(
     rows = torch.arange(context.shape[1], device=device) if rows is None else rows.to(device)
     if rows.numel() != batch:
         raise ValueError(f"rows has {rows.numel()} entries but z0 has {batch} columns.")
-    kind = choose_backend(model, device, "reference" if not fused else backend)
+    kind = choose_backend(model, device, backend)
     probabilistic = any(hasattr(e, "sigma") for e in model.experts)
     if kind == "numba":
-        first = np.zeros(context.shape[1], dtype=np.int64)
+        # Only the contexts these rows use are prepared (a chunk of a large batch uses few of them).
+        used, ctx_index = torch.unique(rows, return_inverse=True)
+        context = context.index_select(1, used)
+        first = np.zeros(used.numel(), dtype=np.int64)
         if mask is not None:
-            first = (mask.shape[0] - mask.sum(0)).cpu().numpy()  # padding sits at the start
-        rows_np = rows.cpu().numpy()
-        kernel = numba_rollout.NumbaAlrnnRollout(model, context, rows_np, first[rows_np])
+            first = (mask.shape[0] - mask.index_select(1, used).sum(0)).cpu().numpy()  # padding sits at the start
+        index_np = ctx_index.cpu().numpy()
+        kernel = numba_rollout.NumbaAlrnnRollout(model, context, index_np, first[index_np])
         z_np = np.ascontiguousarray(z0.t().cpu().numpy(), dtype=np.float32)
         lim_np = np.full(batch, np.inf, dtype=np.float32) if bound is None else bound.cpu().numpy().astype(np.float32)
     else:

@@ -8,18 +8,17 @@ ensemble of DynaMix sample paths.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 from sktime.forecasting.base import BaseForecaster, ForecastingHorizon
 
+from .adapter_parameters import check_adapter_parameters
 from .checkpoint import DEFAULT_MODEL
-from .model_cache import ModelSpec, get_model
+from .model_cache import ModelSpec, cached_pipeline, get_model
 from .pipeline import DynaMixPipeline
-from .preprocessing import EMBEDDINGS, min_context_length
+from .preprocessing import min_context_length
 
 __all__ = ["DynaMixForecaster"]
 
@@ -164,27 +163,9 @@ class DynaMixForecaster(BaseForecaster):
 
     # ------------------------------------------------------------------ checks and state
 
-    def _check_parameters(self) -> None:
-        if not isinstance(self.model, str | os.PathLike | Mapping):
-            raise TypeError(
-                f"model must be a model name, a checkpoint path or a config dict, got {type(self.model).__name__}."
-            )
-        if self.preprocessing_method not in EMBEDDINGS:
-            raise ValueError(f"Unknown preprocessing_method {self.preprocessing_method!r}; choose one of {EMBEDDINGS}.")
-        for name in ("num_samples", "context_length"):
-            value = getattr(self, name)
-            if value is None and name == "context_length":
-                continue
-            if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}.")
-        if self.random_state is not None and not isinstance(self.random_state, int | np.integer):
-            raise TypeError(f"random_state must be an int or None, got {type(self.random_state).__name__}.")
-
     @property
     def _pipeline(self) -> DynaMixPipeline:
-        # Looked up in the shared cache on every use: the estimator never holds the torch model, so
-        # pickling and clone stay light and a fresh process reloads it on first use.
-        return DynaMixPipeline(get_model(self.model, self.device))
+        return cached_pipeline(self.model, self.device)
 
     def _contexts(self) -> list[tuple[Any, pd.DataFrame]]:
         pieces = _instances(self._cur_y)
@@ -194,16 +175,16 @@ class DynaMixForecaster(BaseForecaster):
 
     def _fit(self, y: pd.DataFrame, X: pd.DataFrame | None = None, fh: ForecastingHorizon | None = None):
         """Check the parameters, load the model and keep ``y`` as the context."""
-        self._check_parameters()
+        check_adapter_parameters(
+            self.model, self.preprocessing_method, self.context_length, self.random_state, self.num_samples
+        )
         # Without a random_state, each fit draws one seed, so all predict-like calls of this fit agree
         # (the median, quantiles and distribution come from the same sample paths).
         self._seed = (
             int(np.random.SeedSequence().generate_state(1)[0]) if self.random_state is None else int(self.random_state)
         )
         self._cur_y = y
-        self._validate_context()
-        pipeline = self._pipeline  # loads (or finds) the model now, so a missing checkpoint fails in fit
-        self._model_dim = pipeline.model.N
+        self._validate_context()  # loads (or finds) the model, so a missing checkpoint fails in fit
         return self
 
     def _validate_context(self) -> None:
@@ -269,6 +250,11 @@ class DynaMixForecaster(BaseForecaster):
         horizon = int(max(steps.max() for _, _, steps in plan))
         return plan, self._sample_paths(horizon)
 
+    @staticmethod
+    def _at_steps(plan, per_step: np.ndarray) -> list[np.ndarray]:
+        """Each series' requested steps from an ``(H, S, ...)`` array."""
+        return [per_step[steps - 1, s] for s, (_, _, steps) in enumerate(plan)]
+
     def _frame(self, plan, values: list[np.ndarray], columns: pd.Index) -> pd.DataFrame:
         """Assemble per-series ``(len(fh), C)`` blocks into one frame indexed like ``y``."""
         frames = []
@@ -284,18 +270,13 @@ class DynaMixForecaster(BaseForecaster):
     def _predict(self, fh: ForecastingHorizon, X: pd.DataFrame | None = None) -> pd.DataFrame:
         """Median of the sample paths at the requested steps."""
         plan, paths = self._selected(fh)
-        point = np.median(paths, axis=0)  # (H, S, F)
-        values = [point[steps - 1, s] for s, (_, _, steps) in enumerate(plan)]
-        return self._frame(plan, values, self._cur_y.columns)
+        return self._frame(plan, self._at_steps(plan, np.median(paths, axis=0)), self._cur_y.columns)
 
     def _predict_quantiles(self, fh: ForecastingHorizon, X: pd.DataFrame | None, alpha: list[float]) -> pd.DataFrame:
         """Empirical quantiles of the sample paths."""
         plan, paths = self._selected(fh)
-        q = np.quantile(paths, alpha, axis=0)  # (A, H, S, F)
-        values = []
-        for s, (_, _, steps) in enumerate(plan):
-            block = q[:, steps - 1, s]  # (A, len(fh), F)
-            values.append(block.transpose(1, 2, 0).reshape(len(steps), -1))  # columns (var, alpha)
+        q = np.quantile(paths, alpha, axis=0).transpose(1, 2, 3, 0)  # (H, S, F, A)
+        values = [block.reshape(block.shape[0], -1) for block in self._at_steps(plan, q)]  # columns (var, alpha)
         columns = pd.MultiIndex.from_product([self._get_varnames(), alpha])
         return self._frame(plan, values, columns)
 
@@ -304,21 +285,14 @@ class DynaMixForecaster(BaseForecaster):
         if cov:
             raise NotImplementedError("DynaMixForecaster returns marginal variances only; use cov=False.")
         plan, paths = self._selected(fh)
-        var = paths.var(axis=0)
-        values = [var[steps - 1, s] for s, (_, _, steps) in enumerate(plan)]
-        return self._frame(plan, values, self._cur_y.columns)
+        return self._frame(plan, self._at_steps(plan, paths.var(axis=0)), self._cur_y.columns)
 
     def _predict_proba(self, fh: ForecastingHorizon, X: pd.DataFrame | None = None, marginal: bool = True):
         """The sample paths as an skpro ``Empirical`` distribution."""
         from skpro.distributions.empirical import Empirical
 
         plan, paths = self._selected(fh)
-        samples = []
-        for k in range(paths.shape[0]):
-            frame = self._frame(
-                plan, [paths[k, steps - 1, s] for s, (_, _, steps) in enumerate(plan)], self._get_varnames()
-            )
-            samples.append(frame)
+        samples = [self._frame(plan, self._at_steps(plan, path), self._get_varnames()) for path in paths]
         spl = pd.concat(samples, keys=range(paths.shape[0]), names=["sample"])
         return Empirical(spl, time_indep=marginal)
 

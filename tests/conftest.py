@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dynamix_forecasting import DynaMix, DynaMixConfig, DynaMixPipeline, load_model
+from dynamix_forecasting import DynaMix, DynaMixPipeline, load_model
+from dynamix_forecasting.model_cache import random_model
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
@@ -61,10 +62,17 @@ def dysts_dir() -> Path:
     return DYSTS
 
 
+#: A tiny architecture for the adapters' ``model`` parameter (a seeded random model, no weights needed).
+TINY_CONFIG = {"M": 8, "N": 3, "Experts": 2, "P": 1}
+
+
+@pytest.fixture(scope="session")
+def released_path(released_model: DynaMix) -> str:
+    """Path of the official checkpoint, for the adapters' ``model`` parameter."""
+    return str(MODEL_FILE)
+
+
 @pytest.fixture
 def tiny_pipeline() -> DynaMixPipeline:
     """A small randomly initialised model: fast, offline, no weights needed."""
-    import torch
-
-    torch.manual_seed(0)
-    return DynaMixPipeline(DynaMix(DynaMixConfig(M=12, N=3, Experts=4, P=2)))
+    return DynaMixPipeline(random_model({"M": 12, "N": 3, "Experts": 4, "P": 2}))

@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
+from darts import TimeSeries
 
 from dynamix_forecasting import DynaMixPipeline, load_model
-
-from .conftest import MODEL_FILE
+from dynamix_forecasting.darts import DynaMixModel
+from dynamix_forecasting.sktime import DynaMixForecaster
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (torch sees none)")
 
 
 @pytest.fixture(scope="module")
-def gpu_pipeline(released_model):
-    return DynaMixPipeline(load_model(MODEL_FILE, device="cuda"))
+def gpu_pipeline(released_path):
+    return DynaMixPipeline(load_model(released_path, device="cuda"))
 
 
 def test_cuda_forecasts_match_the_cpu(gpu_pipeline, pipeline, example):
@@ -32,20 +34,12 @@ def test_cuda_forecasts_match_the_cpu(gpu_pipeline, pipeline, example):
         gpu_pipeline.forecast(lorenz, 5, backend="numba")
 
 
-def test_adapters_on_cuda(example):
-    pytest.importorskip("sktime", reason="needs the sktime extra")
-    pytest.importorskip("darts", reason="needs the darts extra")
-    import pandas as pd
-    from darts import TimeSeries
-
-    from dynamix_forecasting.darts import DynaMixModel
-    from dynamix_forecasting.sktime import DynaMixForecaster
-
+def test_adapters_on_cuda(example, released_path):
     lorenz = example("lorenz63")[:600]
     frame = pd.DataFrame(lorenz, columns=list("xyz"))
-    cuda = DynaMixForecaster(model=str(MODEL_FILE), device="cuda", num_samples=8, random_state=0).fit(frame)
-    cpu = DynaMixForecaster(model=str(MODEL_FILE), num_samples=8, random_state=0).fit(frame)
+    cuda = DynaMixForecaster(model=released_path, device="cuda", num_samples=8, random_state=0).fit(frame)
+    cpu = DynaMixForecaster(model=released_path, num_samples=8, random_state=0).fit(frame)
     np.testing.assert_allclose(cuda.predict(fh=[1, 2, 3]), cpu.predict(fh=[1, 2, 3]), atol=1e-3)
     series = TimeSeries.from_values(lorenz)
-    forecast = DynaMixModel(model=str(MODEL_FILE), device="cuda", random_state=0).fit(series).predict(10)
+    forecast = DynaMixModel(model=released_path, device="cuda", random_state=0).fit(series).predict(10)
     assert forecast.n_timesteps == 10 and np.isfinite(forecast.values()).all()

@@ -13,14 +13,7 @@ from sktime.datasets import load_airline
 from dynamix_forecasting import DynaMixPipeline
 from dynamix_forecasting.darts import DynaMixModel
 
-from .conftest import MODEL_FILE
-
-TINY = {"M": 8, "N": 3, "Experts": 2, "P": 1}
-
-
-@pytest.fixture(scope="module")
-def released(released_model):
-    return str(MODEL_FILE)
+from .conftest import TINY_CONFIG as TINY
 
 
 @pytest.fixture(scope="module")
@@ -42,18 +35,18 @@ def airline():
     return TimeSeries.from_series(y)
 
 
-def test_predict_equals_engine_forecast(released, engine, lorenz, airline):
-    model = DynaMixModel(model=released, random_state=4).fit(lorenz)
+def test_predict_equals_engine_forecast(released_path, engine, lorenz, airline):
+    model = DynaMixModel(model=released_path, random_state=4).fit(lorenz)
     forecast = model.predict(50)
     assert forecast.components.tolist() == ["x", "y", "z"] and forecast.start_time() == 800
     np.testing.assert_array_equal(forecast.values(), engine.forecast(lorenz.values(), 50, seed=4))
-    uni = DynaMixModel(model=released).fit(airline).predict(12, random_state=9)
+    uni = DynaMixModel(model=released_path).fit(airline).predict(12, random_state=9)
     np.testing.assert_array_equal(uni.values()[:, 0], engine.forecast(airline.values()[:, 0], 12, seed=9))
     assert uni.time_index[0] == pd.Timestamp("1961-01-01") and uni.freq_str == "MS"
 
 
-def test_several_series_in_one_call(released, lorenz, airline):
-    model = DynaMixModel(model=released, random_state=0).fit([lorenz[:500], lorenz[100:800]])
+def test_several_series_in_one_call(released_path, lorenz, airline):
+    model = DynaMixModel(model=released_path, random_state=0).fit([lorenz[:500], lorenz[100:800]])
     with pytest.raises(ValueError, match="pass `series`"):
         model.predict(5)
     out = model.predict(20, series=[lorenz[:500], lorenz[100:800]], num_samples=3)
@@ -63,8 +56,8 @@ def test_several_series_in_one_call(released, lorenz, airline):
     assert out[0].start_time() == 500 and out[1].start_time() == 800
 
 
-def test_sample_paths_are_coherent_trajectories(released, engine, lorenz):
-    model = DynaMixModel(model=released, random_state=1).fit(lorenz)
+def test_sample_paths_are_coherent_trajectories(released_path, engine, lorenz):
+    model = DynaMixModel(model=released_path, random_state=1).fit(lorenz)
     samples = model.predict(200, num_samples=100)
     paths = samples.all_values()[:, 0, :]  # (time, samples) of x
     noise_free = engine.forecast(lorenz.values(), 200, noise=False)[:, 0]
@@ -87,8 +80,8 @@ def test_sample_paths_are_coherent_trajectories(released, engine, lorenz):
     assert q[:5].mean() < q[-20:].mean()  # the fan opens with the horizon
 
 
-def test_historical_forecasts_equal_window_by_window_engine_forecasts(released, engine, airline):
-    model = DynaMixModel(model=released, random_state=2).fit(airline)
+def test_historical_forecasts_equal_window_by_window_engine_forecasts(released_path, engine, airline):
+    model = DynaMixModel(model=released_path, random_state=2).fit(airline)
     kw = dict(series=airline, start=100, start_format="position", forecast_horizon=6, retrain=False)
     windows = model.historical_forecasts(**kw, stride=4, last_points_only=False)
     assert len(windows) == len(range(100, len(airline) - 6 + 1, 4))
@@ -110,16 +103,16 @@ def test_historical_forecasts_equal_window_by_window_engine_forecasts(released, 
     assert probabilistic.n_samples == 5
 
 
-def test_historical_forecasts_over_several_series(released, lorenz):
-    model = DynaMixModel(model=released, random_state=0, context_length=300).fit(lorenz)
+def test_historical_forecasts_over_several_series(released_path, lorenz):
+    model = DynaMixModel(model=released_path, random_state=0, context_length=300).fit(lorenz)
     out = model.historical_forecasts(
         [lorenz[:500], lorenz[200:700]], start=400, start_format="position", forecast_horizon=3, retrain=False
     )
     assert len(out) == 2 and len(out[0]) == 500 - 400 - 3 + 1 and out[0].n_components == 3
 
 
-def test_backtest_mase_on_the_airline_series(released, airline):
-    model = DynaMixModel(model=released, random_state=0).fit(airline)
+def test_backtest_mase_on_the_airline_series(released_path, airline):
+    model = DynaMixModel(model=released_path, random_state=0).fit(airline)
     score = model.backtest(
         airline,
         start=96,
@@ -147,8 +140,8 @@ def test_daily_series_with_explicit_start_and_index_kinds():
     assert DynaMixModel(model=TINY).fit(static).predict(3).n_timesteps == 3  # static covariates are ignored
 
 
-def test_save_and_load_round_trip(released, lorenz, tmp_path):
-    model = DynaMixModel(model=released, random_state=5).fit(lorenz)
+def test_save_and_load_round_trip(released_path, lorenz, tmp_path):
+    model = DynaMixModel(model=released_path, random_state=5).fit(lorenz)
     path = tmp_path / "dynamix.pkl"
     model.save(path)
     assert path.stat().st_size < 200_000  # the torch model is not in the file

@@ -10,7 +10,6 @@ import pytest
 import torch
 
 from dynamix_forecasting import DynaMix, DynaMixConfig
-from dynamix_forecasting.numba_rollout import initial_state_rowwise
 from dynamix_forecasting.rollout import NoiseStreams, rollout
 
 from .conftest import PARITY
@@ -91,13 +90,13 @@ def test_numba_rows_do_not_depend_on_their_batch():
     torch.manual_seed(4)
     model = DynaMix(DynaMixConfig(M=16, N=3, Experts=5, P=2))
     context = torch.randn(60, 8, 3)
-    z0 = initial_state_rowwise(model, context[-1])
+    z0 = model.initial_state(context[-1], batch_invariant=True)
     streams = NoiseStreams.fresh(8, seed=2)
     full = rollout(model, context, z0, 30, backend="numba", streams=streams).observations
     part = rollout(
         model,
         context[:, 5:6],
-        initial_state_rowwise(model, context[-1, 5:6]),
+        model.initial_state(context[-1, 5:6], batch_invariant=True),
         30,
         backend="numba",
         streams=streams.subset(5, 6),

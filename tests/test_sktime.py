@@ -21,14 +21,7 @@ from sktime.utils.estimator_checks import check_estimator
 from dynamix_forecasting import DynaMixPipeline, model_cache
 from dynamix_forecasting.sktime import DynaMixForecaster
 
-from .conftest import MODEL_FILE
-
-TINY = {"M": 8, "N": 3, "Experts": 2, "P": 1}
-
-
-@pytest.fixture(scope="module")
-def released(released_model):
-    return str(MODEL_FILE)
+from .conftest import TINY_CONFIG as TINY
 
 
 @pytest.fixture(scope="module")
@@ -44,8 +37,8 @@ def test_sktime_conformance_suite():
     assert len(results) > 800 and all(v == "PASSED" for v in results.values())
 
 
-def test_subset_of_horizon_equals_rows_of_full_horizon(released, lorenz_frame):
-    f = DynaMixForecaster(model=released, num_samples=20, random_state=3).fit(lorenz_frame)
+def test_subset_of_horizon_equals_rows_of_full_horizon(released_path, lorenz_frame):
+    f = DynaMixForecaster(model=released_path, num_samples=20, random_state=3).fit(lorenz_frame)
     full = f.predict(fh=[1, 2, 3, 4, 5])
     part = f.predict(fh=[2, 5])
     pd.testing.assert_frame_equal(part, full.iloc[[1, 4]])
@@ -54,18 +47,22 @@ def test_subset_of_horizon_equals_rows_of_full_horizon(released, lorenz_frame):
     pd.testing.assert_frame_equal(q_part, q_full.iloc[[1, 4]])
 
 
-def test_point_forecast_is_the_engines_forecast(released, lorenz_frame):
-    f = DynaMixForecaster(model=released, num_samples=16, random_state=5).fit(lorenz_frame)
+def test_point_forecast_is_the_engines_forecast(released_path, lorenz_frame):
+    f = DynaMixForecaster(model=released_path, num_samples=16, random_state=5).fit(lorenz_frame)
     pred = f.predict(fh=range(1, 31))
-    engine = DynaMixPipeline.from_pretrained(released).forecast(lorenz_frame.to_numpy(), 30, num_samples=16, seed=5)
+    engine = DynaMixPipeline.from_pretrained(released_path).forecast(
+        lorenz_frame.to_numpy(), 30, num_samples=16, seed=5
+    )
     np.testing.assert_allclose(pred.to_numpy(), np.median(engine, axis=0), rtol=1e-6, atol=1e-6)
     assert list(pred.columns) == ["x", "y", "z"] and list(pred.index) == list(range(600, 630))
-    single = DynaMixForecaster(model=released, num_samples=1, random_state=5).fit(lorenz_frame).predict(fh=range(1, 31))
-    one_path = DynaMixPipeline.from_pretrained(released).forecast(lorenz_frame.to_numpy(), 30, seed=5)
+    single = (
+        DynaMixForecaster(model=released_path, num_samples=1, random_state=5).fit(lorenz_frame).predict(fh=range(1, 31))
+    )
+    one_path = DynaMixPipeline.from_pretrained(released_path).forecast(lorenz_frame.to_numpy(), 30, seed=5)
     np.testing.assert_allclose(single.to_numpy(), one_path, rtol=1e-6, atol=1e-6)
 
 
-def test_panel_is_one_engine_call_and_matches_series_one_by_one(released, example, monkeypatch):
+def test_panel_is_one_engine_call_and_matches_series_one_by_one(released_path, example, monkeypatch):
     data = example("lorenz63")[:, 0]
     frames = {f"s{i}": pd.Series(data[i * 100 : i * 100 + 300 + 2 * i]) for i in range(50)}  # unequal lengths
     panel = pd.concat(frames, names=["series", "time"]).to_frame("x")
@@ -77,37 +74,37 @@ def test_panel_is_one_engine_call_and_matches_series_one_by_one(released, exampl
         return original(self, *args, **kwargs)
 
     monkeypatch.setattr(DynaMixPipeline, "forecast", counting)
-    f = DynaMixForecaster(model=released, num_samples=8, random_state=0).fit(panel)
+    f = DynaMixForecaster(model=released_path, num_samples=8, random_state=0).fit(panel)
     pred = f.predict(fh=range(1, 13))
     assert calls == [50]  # one batched call with all 50 series
     for key in ["s0", "s17", "s49"]:
-        alone = DynaMixForecaster(model=released, num_samples=8, random_state=0).fit(frames[key].to_frame("x"))
+        alone = DynaMixForecaster(model=released_path, num_samples=8, random_state=0).fit(frames[key].to_frame("x"))
         expected = alone.predict(fh=range(1, 13))
         got = pred.loc[key]
         assert list(got.index) == list(expected.index)  # each series continues from its own end
         np.testing.assert_allclose(got.to_numpy(), expected.to_numpy(), rtol=1e-4, atol=1e-4 * data.std())
 
 
-def test_update_equals_fit_on_the_longer_series(released):
+def test_update_equals_fit_on_the_longer_series(released_path):
     y = load_airline()
-    a = DynaMixForecaster(model=released, num_samples=10, random_state=1).fit(y.iloc[:100])
+    a = DynaMixForecaster(model=released_path, num_samples=10, random_state=1).fit(y.iloc[:100])
     a.update(y.iloc[100:120])
-    b = DynaMixForecaster(model=released, num_samples=10, random_state=1).fit(y.iloc[:120])
+    b = DynaMixForecaster(model=released_path, num_samples=10, random_state=1).fit(y.iloc[:120])
     pd.testing.assert_series_equal(a.predict(fh=[1, 2, 3]), b.predict(fh=[1, 2, 3]))
     assert a.cutoff[0] == y.index[119]
 
 
-def test_context_length_uses_the_last_points(released):
+def test_context_length_uses_the_last_points(released_path):
     y = load_airline()
-    short = DynaMixForecaster(model=released, num_samples=10, context_length=48, random_state=2).fit(y)
-    tail = DynaMixForecaster(model=released, num_samples=10, random_state=2).fit(y.iloc[-48:])
+    short = DynaMixForecaster(model=released_path, num_samples=10, context_length=48, random_state=2).fit(y)
+    tail = DynaMixForecaster(model=released_path, num_samples=10, random_state=2).fit(y.iloc[-48:])
     pd.testing.assert_series_equal(short.predict(fh=[1, 6, 12]), tail.predict(fh=[1, 6, 12]))
 
 
-def test_evaluate_with_expanding_window_returns_mase_per_fold(released):
+def test_evaluate_with_expanding_window_returns_mase_per_fold(released_path):
     y = load_airline()
     cv = ExpandingWindowSplitter(initial_window=96, step_length=12, fh=list(range(1, 13)))
-    forecaster = DynaMixForecaster(model=released, num_samples=20, random_state=0)
+    forecaster = DynaMixForecaster(model=released_path, num_samples=20, random_state=0)
     for strategy in ("refit", "update"):
         result = evaluate(forecaster, cv, y, scoring=MeanAbsoluteScaledError(sp=12), strategy=strategy)
         mase = result["test_MeanAbsoluteScaledError"].to_numpy()
@@ -115,12 +112,12 @@ def test_evaluate_with_expanding_window_returns_mase_per_fold(released):
         assert 0.05 < np.median(mase) < 3.0, mase  # a real forecast of the airline series, not noise
 
 
-def test_inside_transformed_target_forecaster_and_with_an_imputer(released):
+def test_inside_transformed_target_forecaster_and_with_an_imputer(released_path):
     y = load_airline()
     pipe = TransformedTargetForecaster(
         [
             ("deseasonalize", Deseasonalizer(sp=12, model="multiplicative")),
-            ("dynamix", DynaMixForecaster(model=released, fit_nonstationary=True, num_samples=20, random_state=0)),
+            ("dynamix", DynaMixForecaster(model=released_path, fit_nonstationary=True, num_samples=20, random_state=0)),
         ]
     )
     pipe.fit(y.iloc[:-12])
@@ -132,7 +129,7 @@ def test_inside_transformed_target_forecaster_and_with_an_imputer(released):
     imputed = TransformedTargetForecaster(
         [
             ("impute", Imputer(method="linear")),
-            ("dynamix", DynaMixForecaster(model=released, num_samples=5, random_state=0)),
+            ("dynamix", DynaMixForecaster(model=released_path, num_samples=5, random_state=0)),
         ]
     )
     assert np.isfinite(imputed.fit(gappy).predict(fh=[1, 2]).to_numpy()).all()
@@ -191,8 +188,8 @@ def test_hierarchical_and_multivariate_beyond_n():
     assert out.shape == (2, 5) and list(out.columns) == list("abcde")
 
 
-def test_probabilistic_outputs_are_consistent_and_reproducible(released, lorenz_frame):
-    f = DynaMixForecaster(model=released, num_samples=50, random_state=7).fit(lorenz_frame)
+def test_probabilistic_outputs_are_consistent_and_reproducible(released_path, lorenz_frame):
+    f = DynaMixForecaster(model=released_path, num_samples=50, random_state=7).fit(lorenz_frame)
     fh = list(range(1, 41))
     q = f.predict_quantiles(fh=fh, alpha=[0.05, 0.5, 0.95])
     pred = f.predict(fh=fh)
@@ -205,16 +202,16 @@ def test_probabilistic_outputs_are_consistent_and_reproducible(released, lorenz_
     dist = f.predict_proba(fh=fh)
     assert type(dist).__name__ == "Empirical"
     np.testing.assert_allclose(dist.mean().to_numpy().mean(), pred.to_numpy().mean(), rtol=0.05, atol=0.05)
-    again = DynaMixForecaster(model=released, num_samples=50, random_state=7).fit(lorenz_frame)
+    again = DynaMixForecaster(model=released_path, num_samples=50, random_state=7).fit(lorenz_frame)
     pd.testing.assert_frame_equal(again.predict_quantiles(fh=fh, alpha=[0.05, 0.5, 0.95]), q)
-    free = DynaMixForecaster(model=released, num_samples=50).fit(lorenz_frame)
+    free = DynaMixForecaster(model=released_path, num_samples=50).fit(lorenz_frame)
     pd.testing.assert_frame_equal(free.predict(fh=fh), free.predict(fh=fh))  # one fit, one set of paths
     assert not free.predict(fh=fh).equals(pred)
 
 
-def test_model_is_loaded_lazily_shared_and_dropped_on_pickle(released, lorenz_frame):
+def test_model_is_loaded_lazily_shared_and_dropped_on_pickle(released_path, lorenz_frame):
     model_cache.clear_model_cache()
-    f = DynaMixForecaster(model=released, num_samples=4, random_state=0)
+    f = DynaMixForecaster(model=released_path, num_samples=4, random_state=0)
     assert not model_cache._CACHE  # nothing loaded in __init__
     f.fit(lorenz_frame)
     assert len(model_cache._CACHE) == 1

@@ -13,7 +13,6 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
-import pandas as pd
 from darts import TimeSeries
 from darts.metrics import mase as darts_mase
 from sktime.datasets import load_airline
@@ -23,11 +22,11 @@ from sktime.performance_metrics.forecasting import MeanAbsoluteScaledError
 from sktime.split import ExpandingWindowSplitter
 from sktime.transformations.series.detrend import Deseasonalizer
 
+from benchmarks.data import load_item
 from dynamix_forecasting.darts import DynaMixModel
 from dynamix_forecasting.sktime import DynaMixForecaster
 
 IMAGES = Path(__file__).resolve().parents[1] / "images"
-SHARED = Path(__file__).resolve().parents[3] / "shared"
 
 
 def sktime_figure() -> None:
@@ -66,9 +65,7 @@ def sktime_figure() -> None:
 
 
 def darts_figure() -> None:
-    frame = pd.read_csv(SHARED / "data" / "chronos-bench" / "ETTh.csv", parse_dates=["timestamp"])
-    ot = frame[frame["item_id"] == "ETTh1_OT"].set_index("timestamp")["target"].astype("float64")
-    ot.index.freq = "h"
+    ot = load_item("ETTh", "ETTh1_OT")
     series = TimeSeries.from_series(ot.iloc[-(512 + 24 * 14) :])
     model = DynaMixModel(context_length=512, random_state=0).fit(series)
     windows = model.historical_forecasts(

@@ -28,6 +28,19 @@ def published_systems(index_path: str | Path | None = None) -> list[str]:
     return [name for name, info in index.items() if info.get("in_dynamix_training_set") and "error" not in info]
 
 
+def integrate_dysts(name: str, n_points: int) -> np.ndarray:
+    """A dysts system's trajectory from its stored initial condition: DOP853, rtol = atol = 1e-10, 50 points per
+    period (needs the ``dysts`` package)."""
+    try:
+        import dysts.flows as flows
+    except ImportError as exc:
+        raise ImportError(f"Integrating {name!r} needs the dysts package (pip install dysts).") from exc
+    system = getattr(flows, name)()
+    return np.asarray(
+        system.make_trajectory(n_points, pts_per_period=50, method="DOP853", rtol=1e-10, atol=1e-10), dtype=np.float64
+    )
+
+
 def dysts_trajectories(
     names: list[str], n_points: int = 100_000, regenerate: bool = False, folder: str | Path | None = None
 ) -> dict[str, np.ndarray]:
@@ -48,17 +61,7 @@ def dysts_trajectories(
                     stacklevel=2,
                 )
             continue
-        try:
-            import dysts.flows as flows
-        except ImportError as exc:
-            raise ImportError(
-                f"No stored trajectory for {name!r} in {folder} and the dysts package is not installed "
-                "(pip install dysts) to integrate it."
-            ) from exc
-        system = getattr(flows, name)()
-        out[name] = np.asarray(
-            system.make_trajectory(n_points, pts_per_period=50, method="DOP853", rtol=1e-10, atol=1e-10)
-        )
+        out[name] = integrate_dysts(name, n_points)
     return out
 
 

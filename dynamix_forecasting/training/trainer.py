@@ -132,17 +132,13 @@ class Trainer:
         state = torch.load(self.state_path, map_location=self.device, weights_only=False)
         if state["settings"] != self._comparable_settings():
             raise ValueError(
-                f"{self.output_dir_text} holds a run with other settings; pick another output_dir or delete it."
+                f"output_dir {str(self.out)!r} holds a run with other settings; pick another output_dir or delete it."
             )
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.generator.set_state(state["generator"])
         self.epoch = state["epoch"]
-
-    @property
-    def output_dir_text(self) -> str:
-        return f"output_dir {str(self.out)!r}"
 
     def _comparable_settings(self) -> dict:
         values = json.loads(json.dumps(self.s.__dict__))
