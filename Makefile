@@ -3,10 +3,9 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-# Official weights: $DYNAMIX_MODEL_DIR if set, else ../shared/models/dynamix when present, else the hub.
-export DYNAMIX_MODEL_DIR ?= $(abspath $(wildcard ../shared/models/dynamix))
+# The released weights ship inside the package; $DYNAMIX_MODEL_DIR (optional) points at other checkpoints.
 
-.PHONY: demo test lint format clean
+.PHONY: demo test test-fast lint format clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +21,10 @@ test: $(BIN)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest -n 2 -q
+
+# Everything but the tests marked slow (sktime's conformance suite, the quick benchmark run, long statistics).
+test-fast: $(BIN)/.installed
+	$(BIN)/python -m pytest -n 2 -q -m "not slow"
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .

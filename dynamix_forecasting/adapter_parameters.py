@@ -12,8 +12,9 @@ from .preprocessing import EMBEDDINGS
 
 
 def _positive_int(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}.")
+    # ValueError for any bad value: sktime's and darts' parameter checks expect one error type.
+    if isinstance(value, bool | np.bool_) or not isinstance(value, int | np.integer) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {type(value).__name__} {value!r}.")
 
 
 def check_adapter_parameters(
@@ -46,5 +47,9 @@ def check_adapter_parameters(
         _positive_int("context_length", context_length)
     if num_samples is not None:
         _positive_int("num_samples", num_samples)
-    if random_state is not None and not isinstance(random_state, int | np.integer):
+    if random_state is not None and (
+        isinstance(random_state, bool | np.bool_) or not isinstance(random_state, int | np.integer)
+    ):
         raise TypeError(f"random_state must be an int or None, got {type(random_state).__name__}.")
+    if random_state is not None and random_state < 0:
+        raise ValueError(f"random_state must be a non-negative int or None, got {random_state}.")

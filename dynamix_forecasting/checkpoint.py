@@ -2,19 +2,27 @@
 
 A model named ``dynamix-3d-alrnn-v1.0`` is two files, as on the Hugging Face hub repo
 ``DurstewitzLab/dynamix``: ``dynamix-3d-alrnn-v1.0.safetensors`` and ``config_3d-alrnn-v1.0.json``.
-Julia checkpoints (``.bson`` from the authors' DynaMix-julia code) load too.
+Julia checkpoints (``.bson`` from the authors' DynaMix-julia code) load too. The default model ships
+inside the package (``weights/``, CC-BY-4.0, see the README there), so it loads offline.
+
+Every file is checked before anything is built from it: the config must be a JSON object stating the
+sizes, the safetensors header (read without loading the tensors) must list exactly the tensors of that
+config, in a floating dtype, and the values must be finite with non-zero softmax temperatures.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import tempfile
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
-from .config import DynaMixConfig
+from .config import REQUIRED_KEYS, DynaMixConfig
 from .julia_bson import dynamix_state_dict_from_bson
 from .model import DynaMix
 
@@ -22,6 +30,20 @@ HUB_REPO_ID = "DurstewitzLab/dynamix"
 DEFAULT_MODEL = "dynamix-3d-alrnn-v1.0"
 KNOWN_MODELS = ("dynamix-3d-alrnn-v1.0", "dynamix-6d-alrnn-v1.0")
 MODEL_DIR_ENV = "DYNAMIX_MODEL_DIR"
+#: Checkpoints shipped inside the package.
+BUNDLED_DIR = Path(__file__).resolve().parent / "weights"
+#: The released weight files this package knows, by sha256, with the architecture they were trained as:
+#: a config that states another one (say ``P: 0``) would run the weights as a different model.
+RELEASED_WEIGHTS = {
+    "c950aef03f24e600bb159a05bf64aaea0fc89a6c66310baac624ac4b7e10ed5b": DynaMixConfig(
+        M=30, N=3, Experts=10, P=2, hidden_dim=50, expert_type="almost_linear_rnn", probabilistic_expert=False
+    ),
+}
+#: Largest config file read (a real one is a few hundred bytes).
+MAX_CONFIG_BYTES = 1 << 20
+_FLOAT_DTYPES = ("F16", "BF16", "F32", "F64")
+#: Key of the safetensors metadata entry in which save_model records the architecture.
+_METADATA_KEY = "dynamix_config"
 
 
 class CheckpointNotFoundError(FileNotFoundError):
@@ -63,10 +85,22 @@ def _download_from_hub(name: str, cache_dir: str | Path | None, local_files_only
     return Path(weights), Path(config)
 
 
-def _build_model(state: dict[str, torch.Tensor], config: DynaMixConfig, source: str) -> DynaMix:
-    model = DynaMix(config)
-    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    found = {k: tuple(v.shape) for k, v in state.items()}
+def _check_values(state: dict[str, torch.Tensor], source: str) -> None:
+    """Finite weights and non-zero softmax temperatures (a zero temperature divides by zero at every step)."""
+    for key, value in state.items():
+        if not torch.is_floating_point(value):
+            raise ValueError(f"Checkpoint {source}: tensor {key!r} has dtype {value.dtype}; weights must be floats.")
+        if not torch.isfinite(value).all():
+            raise ValueError(f"Checkpoint {source}: tensor {key!r} holds NaN/inf values; the file is corrupt.")
+    for key in ("gating_network.softmax_temp1", "gating_network.softmax_temp2"):
+        if key in state and bool((state[key] == 0).any()):
+            raise ValueError(
+                f"Checkpoint {source}: {key} is 0; the softmax temperature must be non-zero (the file is corrupt)."
+            )
+
+
+def _compare_shapes(found: dict[str, tuple[int, ...]], config: DynaMixConfig, source: str) -> None:
+    expected = config.state_dict_shapes()
     missing = sorted(set(expected) - set(found))
     unexpected = sorted(set(found) - set(expected))
     wrong = sorted(k for k in set(expected) & set(found) if expected[k] != found[k])
@@ -85,16 +119,74 @@ def _build_model(state: dict[str, torch.Tensor], config: DynaMixConfig, source: 
             f"Checkpoint {source} does not match its config {config}: " + "; ".join(details) + ". "
             "Check that the config file belongs to these weights."
         )
+
+
+def _build_model(state: dict[str, torch.Tensor], config: DynaMixConfig, source: str) -> DynaMix:
+    _compare_shapes({k: tuple(v.shape) for k, v in state.items()}, config, source)
+    _check_values(state, source)
+    model = DynaMix(config)
     model.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
     return model.eval()
 
 
-def _load_pair(weights: Path, config_path: Path) -> DynaMix:
+def _read_config(config_path: Path) -> DynaMixConfig:
     try:
-        config = DynaMixConfig.from_dict(json.loads(config_path.read_text()))
-    except json.JSONDecodeError as exc:
+        with open(config_path, "rb") as f:
+            raw = f.read(MAX_CONFIG_BYTES + 1)
+    except OSError as exc:
+        raise ValueError(f"Cannot read the config {config_path}: {exc}") from exc
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ValueError(f"{config_path} is larger than {MAX_CONFIG_BYTES} bytes; it is not a DynaMix config file.")
+    try:
+        data = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ValueError(f"{config_path} is not valid JSON: {exc}") from exc
-    return _build_model(load_file(str(weights)), config, str(weights))
+    try:
+        return DynaMixConfig.from_dict(data, require=REQUIRED_KEYS)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{config_path}: {exc}") from exc
+
+
+def _load_pair(weights: Path, config_path: Path) -> DynaMix:
+    config = _read_config(config_path)
+    source = str(weights)
+    # The header is read first (no tensor is loaded): names, shapes and dtypes must be the config's.
+    try:
+        with safe_open(str(weights), framework="pt") as f:
+            metadata = f.metadata() or {}
+            found, dtypes = {}, {}
+            for key in f.keys():
+                sl = f.get_slice(key)
+                found[key], dtypes[key] = tuple(sl.get_shape()), sl.get_dtype()
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ValueError(f"{weights} is not a valid safetensors file ({exc}).") from exc
+    _compare_shapes(found, config, source)
+    bad = {k: d for k, d in dtypes.items() if d not in _FLOAT_DTYPES}
+    if bad:
+        raise ValueError(
+            f"Checkpoint {source} stores non-float tensors {dict(list(bad.items())[:5])}; weights must be floats."
+        )
+    if _METADATA_KEY in metadata:
+        try:
+            recorded = DynaMixConfig.from_dict(json.loads(metadata[_METADATA_KEY]))
+        except (json.JSONDecodeError, TypeError, ValueError) as exc:
+            raise ValueError(f"Checkpoint {source} has unreadable architecture metadata: {exc}") from exc
+        if recorded != config:
+            raise ValueError(
+                f"Checkpoint {source} was saved as {recorded} but its config file says {config}; "
+                "use the config file that was written with these weights."
+            )
+    released = RELEASED_WEIGHTS.get(hashlib.sha256(weights.read_bytes()).hexdigest())
+    if released is not None and released != config:
+        raise ValueError(
+            f"{weights} holds the released DynaMix weights, trained as {released}, but its config file says "
+            f"{config}; that would run them as a different model. Use the released config."
+        )
+    try:
+        state = load_file(str(weights))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ValueError(f"{weights} is not a valid safetensors file ({exc}).") from exc
+    return _build_model(state, config, source)
 
 
 def load_model(
@@ -107,8 +199,9 @@ def load_model(
     """Load a DynaMix model by name or path.
 
     Resolution order: (1) a path to a directory, a ``.safetensors`` file (its config beside it)
-    or a Julia ``.bson`` file; (2) ``$DYNAMIX_MODEL_DIR/<name>.safetensors``; (3) the Hugging Face
-    hub repo ``DurstewitzLab/dynamix`` through ``huggingface_hub`` (its cache, ``HF_HUB_OFFLINE``).
+    or a Julia ``.bson`` file; (2) ``$DYNAMIX_MODEL_DIR/<name>.safetensors``; (3) the weights bundled
+    with the package (the default ``dynamix-3d-alrnn-v1.0``); (4) the Hugging Face hub repo
+    ``DurstewitzLab/dynamix`` through ``huggingface_hub`` (its cache, ``HF_HUB_OFFLINE``).
 
     Parameters
     ----------
@@ -131,9 +224,17 @@ def load_model(
     CheckpointNotFoundError
         If the model is neither local nor reachable; the message lists where it looked.
     ValueError
-        If a checkpoint's config and tensors disagree.
+        If a file is malformed, or a checkpoint's config and tensors disagree (checked before any
+        tensor is loaded).
     """
+    if not isinstance(name_or_path, str | os.PathLike):
+        raise TypeError(f"name_or_path must be a model name or a path, got {type(name_or_path).__name__}.")
     text = os.fspath(name_or_path)
+    if not text.strip():
+        raise ValueError(
+            f"name_or_path is empty; pass a model name (default {DEFAULT_MODEL!r}, known: {', '.join(KNOWN_MODELS)}) "
+            "or the path of a checkpoint."
+        )
     path = Path(text).expanduser()
     looked: list[str] = []
     model: DynaMix | None = None
@@ -162,6 +263,11 @@ def load_model(
                 model = _load_pair(*pair)
         else:
             looked.append(f"${MODEL_DIR_ENV} (not set)")
+        if model is None:
+            pair = _pair_in_directory(BUNDLED_DIR, name) if BUNDLED_DIR.is_dir() else None
+            looked.append(f"the package's bundled weights ({BUNDLED_DIR})")
+            if pair:
+                model = _load_pair(*pair)
         if model is None:
             try:
                 model = _load_pair(*_download_from_hub(name, cache_dir, local_files_only))
@@ -203,6 +309,42 @@ def save_model(model: DynaMix, directory: str | os.PathLike[str], name: str) -> 
     weights = out / f"{name}.safetensors"
     config = out / config_filename(name)
     state = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in model.state_dict().items()}
-    save_file(state, str(weights))
-    config.write_text(json.dumps(model.config.to_dict(), indent=2) + "\n")
+    bad = [k for k, v in state.items() if not torch.isfinite(v).all()]
+    if bad:
+        raise ValueError(f"Refusing to save a model with NaN/inf weights (in {bad[:5]}); the training diverged.")
+    arch = json.dumps(model.config.to_dict())
+    # Each file is written to a temporary name and renamed: an interrupted save never leaves a half file.
+    with atomic_path(weights) as tmp:
+        save_file(state, str(tmp), metadata={_METADATA_KEY: arch})
+    with atomic_path(config) as tmp:
+        tmp.write_text(json.dumps(model.config.to_dict(), indent=2) + "\n")
     return weights, config
+
+
+class atomic_path:
+    """A temporary path beside ``target`` that replaces it (``os.replace``) when the block succeeds.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> target = pathlib.Path(tempfile.mkdtemp()) / "state.txt"
+    >>> with atomic_path(target) as tmp:
+    ...     _ = tmp.write_text("done")
+    >>> target.read_text()
+    'done'
+    """
+
+    def __init__(self, target: str | os.PathLike[str]) -> None:
+        self.target = Path(target)
+
+    def __enter__(self) -> Path:
+        fd, name = tempfile.mkstemp(prefix=f".{self.target.name}.", suffix=".tmp", dir=self.target.parent)
+        os.close(fd)
+        self.tmp = Path(name)
+        return self.tmp
+
+    def __exit__(self, kind, value, traceback) -> None:
+        if kind is None:
+            os.replace(self.tmp, self.target)
+        else:
+            self.tmp.unlink(missing_ok=True)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -20,24 +22,64 @@ def _read_csv(path: Path, time_column: str | None) -> tuple[pd.DataFrame, pd.Ind
     try:
         frame = pd.read_csv(path)
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise SystemExit(f"error: cannot read {path}: {exc}") from exc
+        raise ValueError(f"cannot read {path}: {exc}") from exc
     times = None
     if time_column is not None:
         if time_column not in frame.columns:
-            raise SystemExit(f"error: --time-column {time_column!r} is not a column of {path} ({list(frame.columns)}).")
+            raise ValueError(f"--time-column {time_column!r} is not a column of {path} ({list(frame.columns)}).")
         times = frame.pop(time_column)
     elif len(frame.columns) and not pd.api.types.is_numeric_dtype(frame[frame.columns[0]]):
         times = frame.pop(frame.columns[0])  # a leading non-numeric column is the time axis
     bad = [c for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])]
     if bad:
-        raise SystemExit(f"error: columns {bad} of {path} are not numeric; pass --time-column for a time column.")
+        raise ValueError(f"columns {bad} of {path} are not numeric; pass --time-column for a time column.")
     if frame.empty:
-        raise SystemExit(f"error: {path} has no numeric data columns.")
+        raise ValueError(f"{path} has no numeric data columns.")
     index = None
     if times is not None:
-        parsed = pd.to_datetime(times, errors="coerce")
-        index = pd.Index(times) if parsed.isna().any() else pd.DatetimeIndex(parsed)
+        index = _time_index(times, path)
+        if index.has_duplicates:
+            raise ValueError(
+                f"the time column of {path} has duplicated time stamps (first: {index[index.duplicated()][0]})."
+            )
+        if (
+            isinstance(index, pd.DatetimeIndex) or pd.api.types.is_numeric_dtype(index)
+        ) and not index.is_monotonic_increasing:
+            # A newest-first export (or a shuffled one): the model reads rows oldest first.
+            order = np.argsort(index.to_numpy(), kind="stable")
+            frame, index = frame.iloc[order].reset_index(drop=True), index[order]
+            print(f"note: sorted the rows of {path} by time (oldest first)", file=sys.stderr)
+        _warn_uneven(index, path)
     return frame, index
+
+
+def _time_index(times: pd.Series, path: Path) -> pd.Index:
+    """The time column as a DatetimeIndex (time stamps with offsets compared in UTC), a numeric index, or labels."""
+    if pd.api.types.is_numeric_dtype(times):
+        return pd.Index(times)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pandas warns when it has to guess the date format
+        parsed = pd.to_datetime(times, errors="coerce", utc=_has_offsets(times))
+    if parsed.isna().any():
+        return pd.Index(times)  # not dates: labels in row order
+    return pd.DatetimeIndex(parsed)
+
+
+def _has_offsets(times: pd.Series) -> bool:
+    text = times.astype(str)
+    return bool(text.str.contains(r"(?:Z|[+-]\d\d:?\d\d)$", regex=True).any())
+
+
+def _warn_uneven(index: pd.Index, path: Path) -> None:
+    if len(index) < 3 or not (isinstance(index, pd.DatetimeIndex) or pd.api.types.is_numeric_dtype(index)):
+        return
+    steps = pd.Series(index[1:] - index[:-1])
+    if steps.min() != steps.max() and (not isinstance(index, pd.DatetimeIndex) or pd.infer_freq(index) is None):
+        print(
+            f"warning: the time stamps of {path} are unevenly spaced (steps from {steps.min()} to {steps.max()}); "
+            "DynaMix treats the rows as equally spaced. Resample to a regular grid first.",
+            file=sys.stderr,
+        )
 
 
 def _future_index(index: pd.Index | None, horizon: int, length: int) -> pd.Index:
@@ -65,6 +107,8 @@ def _forecast_frame(columns, index, samples: np.ndarray, quantile_levels: list[f
 def _cmd_forecast(args: argparse.Namespace) -> int:
     from .pipeline import DynaMixPipeline
 
+    for target in (args.output, args.plot):
+        _check_writable(target)
     frame, index = _read_csv(Path(args.input), args.time_column)
     pipeline = DynaMixPipeline.from_pretrained(args.model)
     samples = pipeline.forecast(
@@ -90,6 +134,20 @@ def _cmd_forecast(args: argparse.Namespace) -> int:
     if args.plot:
         _save_plot(frame.to_numpy(), samples, None, args.plot, list(frame.columns))
     return 0
+
+
+def _check_writable(target: str | None) -> None:
+    """Fail before any computation when an output file could not be written."""
+    if not target:
+        return
+    path = Path(target)
+    folder = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise ValueError(f"Output {path} is a folder; pass a file name.")
+    if not folder.is_dir():
+        raise ValueError(f"Cannot write {path}: the folder {folder} does not exist. Create it first.")
+    if not os.access(folder, os.W_OK):
+        raise ValueError(f"Cannot write {path}: the folder {folder} is not writable.")
 
 
 def _save_plot(context: np.ndarray, samples: np.ndarray, truth: np.ndarray | None, path: str, names) -> None:
@@ -127,13 +185,25 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from .pipeline import DynaMixPipeline
 
     out = Path(args.output_dir)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--output-dir {out} is a file; pass a folder (it is created if missing).")
+    for name, value, low in (
+        ("--context", args.context, 3),
+        ("--horizon", args.horizon, 1),
+        ("--samples", args.samples, 1),
+    ):
+        if value < low:
+            raise ValueError(f"{name} must be at least {low}, got {value}.")
     out.mkdir(parents=True, exist_ok=True)
+    if not os.access(out, os.W_OK):
+        raise ValueError(f"--output-dir {out} is not writable.")
     traj = lorenz63(args.context + args.horizon)
     context, truth = traj[: args.context], traj[args.context :]
     frame = pd.DataFrame(context, columns=["x", "y", "z"])
     frame.to_csv(out / "lorenz63_context.csv", index_label="time")
     pipeline = DynaMixPipeline.from_pretrained(args.model)
     samples = pipeline.forecast(context, args.horizon, num_samples=args.samples, seed=args.seed, progress=True)
+    samples = samples.reshape(args.samples, args.horizon, 3)  # one sample path comes without the samples axis
     median = np.median(samples, axis=0)
     result = _forecast_frame(
         ["x", "y", "z"], pd.RangeIndex(args.context, args.context + args.horizon), samples, [0.1, 0.5, 0.9]
@@ -220,12 +290,26 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``dynamix`` console script."""
+    """Entry point of the ``dynamix`` console script.
+
+    Every failure prints ``error: ...`` and returns 2 (no traceback; set ``DYNAMIX_DEBUG=1`` to see one);
+    Ctrl-C returns 130.
+    """
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, TypeError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except SystemExit:
+        raise
+    except Exception as exc:
+        if os.environ.get("DYNAMIX_DEBUG"):
+            raise
+        message = str(exc) or type(exc).__name__
+        if not isinstance(exc, ValueError | TypeError | OSError | FloatingPointError):
+            message = f"{type(exc).__name__}: {message}"
+        print(f"error: {message}", file=sys.stderr)
         return 2
 
 

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import numbers
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
+
+#: Largest magnitude a context may hold: the model and tensor outputs are float32.
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 @dataclass
@@ -37,14 +43,66 @@ class SeriesBatch:
         return self.series[0].shape[1]
 
 
+def _check_time_index(index: pd.Index, what: str) -> None:
+    """Refuse a time index that is not strictly increasing; warn when its steps are uneven.
+
+    DynaMix reads the rows in order as equally spaced steps, so a shuffled, newest-first or duplicated
+    index would silently forecast the wrong thing.
+    """
+    if isinstance(index, pd.MultiIndex) or (
+        index.dtype == object and len(index) and isinstance(index[0], pd.Timestamp)
+    ):
+        tz = {getattr(t, "tz", None) for t in index if isinstance(t, pd.Timestamp)}
+        if len(tz) > 1:
+            raise ValueError(
+                f"{what} has time stamps in several time zones ({sorted(map(str, tz))}); convert them to one, "
+                "e.g. pd.to_datetime(index, utc=True)."
+            )
+        if isinstance(index, pd.MultiIndex):
+            return  # panels in long format are split by the adapters; each part is checked there
+    if isinstance(index, pd.RangeIndex):
+        if index.step < 0:
+            raise ValueError(f"{what} has a decreasing index; sort it first (.sort_index()).")
+        return
+    if not (
+        isinstance(index, pd.DatetimeIndex | pd.PeriodIndex | pd.TimedeltaIndex) or pd.api.types.is_numeric_dtype(index)
+    ):
+        return  # labels without an order (strings): the row order is the time order
+    if index.has_duplicates:
+        first = index[index.duplicated()][0]
+        raise ValueError(
+            f"{what} has duplicated time stamps (first: {first}); DynaMix needs one row per time step. "
+            "Aggregate them first, e.g. .groupby(level=0).mean()."
+        )
+    if not index.is_monotonic_increasing:
+        raise ValueError(
+            f"{what} is not sorted by time (oldest first); DynaMix reads the rows in order. Sort it with .sort_index()."
+        )
+    if len(index) >= 3 and not isinstance(index, pd.PeriodIndex):
+        steps = pd.Series(index[1:] - index[:-1])
+        if steps.min() != steps.max() and (not isinstance(index, pd.DatetimeIndex) or pd.infer_freq(index) is None):
+            warnings.warn(
+                f"{what} has unevenly spaced time stamps (steps from {steps.min()} to {steps.max()}); DynaMix "
+                "treats the rows as equally spaced. Resample to a regular grid first "
+                "(e.g. .resample(...).mean().interpolate()).",
+                UserWarning,
+                stacklevel=4,
+            )
+
+
 def _to_numpy(obj: Any, what: str) -> np.ndarray:
     if isinstance(obj, torch.Tensor):
         obj = obj.detach().cpu().numpy()
-    elif hasattr(obj, "to_numpy") and hasattr(obj, "index"):  # pandas Series / DataFrame
+    elif isinstance(obj, pd.Series | pd.DataFrame):
+        _check_time_index(obj.index, what)
         obj = obj.to_numpy()
+    elif hasattr(obj, "to_numpy") and hasattr(obj, "index"):  # other frame-like objects
+        obj = obj.to_numpy()
+    if (isinstance(obj, np.ndarray) and obj.dtype.kind == "c") or isinstance(obj, complex):
+        raise TypeError(f"{what} is complex; DynaMix forecasts real-valued series (pass .real or abs()).")
     try:
         arr = np.asarray(obj, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:
         raise TypeError(
             f"{what} must be numeric (numpy array, torch tensor, pandas Series/DataFrame or a list of them); "
             f"could not convert a {type(obj).__name__}: {exc}"
@@ -61,6 +119,52 @@ def _check_finite(arr: np.ndarray, what: str) -> None:
             "DynaMix needs a complete context: fill the gaps (e.g. pandas .interpolate() or .ffill()) "
             "or drop them before forecasting."
         )
+    big = np.abs(arr) > FLOAT32_MAX
+    if big.any():
+        idx = np.argwhere(big)[0]
+        raise ValueError(
+            f"{what} holds values beyond the float32 range (|x| > {FLOAT32_MAX:.3g}, first at index "
+            f"{tuple(int(i) for i in idx)}); DynaMix computes in float32. Rescale the series first "
+            "(e.g. divide by a power of ten) and scale the forecast back."
+        )
+
+
+def positive_int(name: str, value: Any) -> int:
+    """``value`` as an int if it is a positive integer (Python or numpy), else a clear error naming ``name``."""
+    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be a positive int, got {type(value).__name__} {value!r}.")
+    if value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}.")
+    return int(value)
+
+
+def check_bool(name: str, value: Any) -> bool:
+    """``value`` if it is a bool; anything else (a string such as ``"no"`` is truthy) is an error."""
+    if not isinstance(value, bool | np.bool_):
+        raise TypeError(f"{name} must be True or False, got {type(value).__name__} {value!r}.")
+    return bool(value)
+
+
+def check_seed(seed: Any) -> int | None:
+    """A seed is None or a non-negative int (numpy's SeedSequence rules)."""
+    if seed is None:
+        return None
+    if isinstance(seed, bool | np.bool_) or not isinstance(seed, numbers.Integral):
+        raise TypeError(f"seed must be a non-negative int or None, got {type(seed).__name__} {seed!r}.")
+    if seed < 0:
+        raise ValueError(f"seed must be a non-negative int or None, got {seed}.")
+    return int(seed)
+
+
+def check_guard(guard: Any) -> float | None:
+    """The divergence guard is None or a positive, finite number."""
+    if guard is None:
+        return None
+    if isinstance(guard, bool | np.bool_) or not isinstance(guard, numbers.Real):
+        raise TypeError(f"divergence_guard must be a positive number or None, got {type(guard).__name__} {guard!r}.")
+    if not (np.isfinite(guard) and guard > 0):
+        raise ValueError(f"divergence_guard must be a positive, finite number or None, got {guard!r}.")
+    return float(guard)
 
 
 def as_series_batch(context: Any) -> SeriesBatch:

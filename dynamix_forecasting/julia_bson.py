@@ -28,16 +28,41 @@ _JULIA_DTYPES = {
 }
 
 
+#: Largest file read: a DynaMix checkpoint is tens of kilobytes; the cap stops a huge or endless file
+#: (a link to /dev/zero) from being read into memory.
+MAX_FILE_BYTES = 64 << 20
+#: Deepest nesting of documents and of tagged values (a real checkpoint nests about ten deep).
+MAX_DEPTH = 100
+#: Most array elements built from one file (the 3-D model has about 10 K).
+MAX_ELEMENTS = 50_000_000
+
+
 class BSONError(ValueError):
-    """The file is not a BSON document this reader understands."""
+    """The file is not a BSON document this reader understands (malformed, truncated or hostile)."""
 
 
-def _cstring(buf: bytes, pos: int) -> tuple[str, int]:
-    end = buf.index(b"\x00", pos)
-    return buf[pos:end].decode("utf-8"), end + 1
+def _cstring(buf: bytes, pos: int, end: int) -> tuple[str, int]:
+    stop = buf.find(b"\x00", pos, end)
+    if stop < 0:
+        raise BSONError(f"unterminated key at byte {pos}")
+    return buf[pos:stop].decode("utf-8"), stop + 1
 
 
-def _document(buf: bytes, pos: int, as_list: bool = False) -> tuple[Any, int]:
+def _length(buf: bytes, pos: int, end: int, extra: int, what: str) -> int:
+    """A length field at ``pos`` whose payload (plus ``extra`` bytes) must fit before ``end``."""
+    if pos + 4 > end:
+        raise BSONError(f"truncated {what} length at byte {pos}")
+    (n,) = struct.unpack_from("<i", buf, pos)
+    if n < 0 or pos + 4 + extra + n > end:
+        raise BSONError(f"{what} length {n} at byte {pos} is negative or runs past the end of its document")
+    return n
+
+
+def _document(buf: bytes, pos: int, as_list: bool = False, depth: int = 0) -> tuple[Any, int]:
+    if depth > MAX_DEPTH:
+        raise BSONError(f"documents nested deeper than {MAX_DEPTH} levels")
+    if pos + 4 > len(buf):
+        raise BSONError(f"truncated BSON document at byte {pos}")
     (size,) = struct.unpack_from("<i", buf, pos)
     end = pos + size
     if size < 5 or end > len(buf):
@@ -46,18 +71,22 @@ def _document(buf: bytes, pos: int, as_list: bool = False) -> tuple[Any, int]:
     items: list[tuple[str, Any]] = []
     while pos < end - 1:
         kind = buf[pos]
-        name, pos = _cstring(buf, pos + 1)
+        name, pos = _cstring(buf, pos + 1, end)
         if kind == 0x01:
             (value,) = struct.unpack_from("<d", buf, pos)
             pos += 8
         elif kind == 0x02:
-            (n,) = struct.unpack_from("<i", buf, pos)
+            n = _length(buf, pos, end, 0, "string")
+            if n < 1:
+                raise BSONError(f"string length 0 at byte {pos} (a BSON string holds at least its terminator)")
             value = buf[pos + 4 : pos + 3 + n].decode("utf-8")
             pos += 4 + n
         elif kind in (0x03, 0x04):
-            value, pos = _document(buf, pos, as_list=kind == 0x04)
+            value, pos = _document(buf, pos, as_list=kind == 0x04, depth=depth + 1)
+            if pos > end:
+                raise BSONError(f"nested document runs past its parent at byte {pos}")
         elif kind == 0x05:
-            (n,) = struct.unpack_from("<i", buf, pos)
+            n = _length(buf, pos, end, 1, "binary")
             value = bytes(buf[pos + 5 : pos + 5 + n])
             pos += 5 + n
         elif kind == 0x08:
@@ -76,6 +105,8 @@ def _document(buf: bytes, pos: int, as_list: bool = False) -> tuple[Any, int]:
             pos += 8
         else:
             raise BSONError(f"unsupported BSON element type 0x{kind:02x} for key {name!r}")
+        if pos > end - 1:
+            raise BSONError(f"element {name!r} runs past the end of its document at byte {end}")
         items.append((name, value))
     if pos != end - 1 or buf[pos] != 0:
         raise BSONError(f"corrupt BSON document ending at byte {end}")
@@ -83,8 +114,21 @@ def _document(buf: bytes, pos: int, as_list: bool = False) -> tuple[Any, int]:
 
 
 def read_bson(path: str | Path) -> dict[str, Any]:
-    """Parse a BSON file into plain dicts, lists, bytes and numbers."""
-    buf = Path(path).read_bytes()
+    """Parse a BSON file into plain dicts, lists, bytes and numbers.
+
+    Raises
+    ------
+    BSONError
+        For a file over :data:`MAX_FILE_BYTES`, nesting deeper than :data:`MAX_DEPTH`, or any
+        malformed, truncated or overrunning element.
+    """
+    try:
+        with open(path, "rb") as f:
+            buf = f.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        raise BSONError(f"cannot read {path}: {exc}") from exc
+    if len(buf) > MAX_FILE_BYTES:
+        raise BSONError(f"{path} is larger than {MAX_FILE_BYTES >> 20} MB; a DynaMix checkpoint is tens of KB")
     try:
         doc, end = _document(buf, 0)
     except (struct.error, IndexError, UnicodeDecodeError) as exc:
@@ -110,67 +154,116 @@ def _type_name(datatype: Any) -> str:
 
 
 def resolve(doc: dict[str, Any]) -> dict[str, Any]:
-    """Turn BSON.jl's tagged dicts into numpy arrays and :class:`JuliaStruct` objects."""
-    backrefs = doc.get("_backrefs", [])
-    cache: dict[int, Any] = {}
+    """Turn BSON.jl's tagged dicts into numpy arrays and :class:`JuliaStruct` objects.
 
-    def walk(node: Any) -> Any:
+    Each back-reference is resolved once (shared afterwards); a back-reference that leads back to
+    itself, nesting deeper than :data:`MAX_DEPTH` and arrays whose stated size disagrees with their
+    data raise :class:`BSONError`.
+    """
+    backrefs = doc.get("_backrefs", [])
+    if not isinstance(backrefs, list):
+        raise BSONError("'_backrefs' is not a list")
+    cache: dict[int, Any] = {}
+    in_progress: set[int] = set()
+    elements = [0]
+
+    def walk(node: Any, depth: int) -> Any:
+        if depth > MAX_DEPTH:
+            raise BSONError(f"values nested deeper than {MAX_DEPTH} levels")
         if isinstance(node, list):
-            return [walk(n) for n in node]
+            return [walk(n, depth + 1) for n in node]
         if not isinstance(node, dict):
             return node
         tag = node.get("tag")
         if tag == "backref":
-            ref = node["ref"]
+            ref = node.get("ref")
+            if not isinstance(ref, int) or not 1 <= ref <= len(backrefs):
+                raise BSONError(f"back-reference {ref!r} outside the {len(backrefs)} stored values")
+            if ref in in_progress:
+                raise BSONError(f"back-reference {ref} refers to itself")
             if ref not in cache:
-                cache[ref] = walk(backrefs[ref - 1])
+                in_progress.add(ref)
+                cache[ref] = walk(backrefs[ref - 1], depth + 1)
+                in_progress.discard(ref)
             return cache[ref]
         if tag == "array":
-            size = [int(s) for s in walk(node["size"])]
-            data = node["data"]
+            size = walk(node.get("size"), depth + 1)
+            size = list(size) if isinstance(size, list | tuple) else [size]
+            if not size or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in size):
+                raise BSONError(f"array size {size!r} is not a list of non-negative ints")
+            count = int(np.prod(size, dtype=np.float64))
+            elements[0] += count
+            if count > MAX_ELEMENTS or elements[0] > MAX_ELEMENTS:
+                raise BSONError(f"arrays of more than {MAX_ELEMENTS} elements in all")
+            data = node.get("data")
             if isinstance(data, bytes):
-                dtype = _JULIA_DTYPES.get(_type_name(walk(node["type"])))
+                dtype = _JULIA_DTYPES.get(_type_name(walk(node.get("type"), depth + 1)))
                 if dtype is None:
-                    raise BSONError(f"unsupported Julia array element type {_type_name(node['type'])}")
+                    raise BSONError(f"unsupported Julia array element type {_type_name(node.get('type'))}")
+                if len(data) != count * np.dtype(dtype).itemsize:
+                    raise BSONError(f"array of size {size} holds {len(data)} bytes of {np.dtype(dtype).name}")
                 return np.frombuffer(data, dtype=dtype).reshape(size, order="F").copy()
-            items = walk(data)
+            items = walk(data, depth + 1)
+            if not isinstance(items, list) or len(items) != count:
+                raise BSONError(f"array of size {size} holds {len(items) if isinstance(items, list) else '?'} items")
             if len(size) == 1:
                 return items
             return np.array(items, dtype=object).reshape(size, order="F")
         if tag == "struct":
-            return JuliaStruct(_type_name(walk(node["type"])), walk(node["data"]))
+            return JuliaStruct(_type_name(walk(node.get("type"), depth + 1)), walk(node.get("data", []), depth + 1))
         if tag == "datatype":
             return node
         if tag == "symbol":
-            return node["name"]
+            return node.get("name")
         if tag == "tuple":
-            return tuple(walk(node["data"]))
+            return tuple(walk(node.get("data", []), depth + 1))
         if tag == "ref":
-            return walk(node["data"])
-        return {k: walk(v) for k, v in node.items() if k != "_backrefs"}
+            return walk(node.get("data"), depth + 1)
+        return {k: walk(v, depth + 1) for k, v in node.items() if k != "_backrefs"}
 
-    return walk(doc)
+    return walk(doc, 0)
 
 
 def _find_struct(node: Any, type_name: str) -> JuliaStruct | None:
-    if isinstance(node, JuliaStruct):
-        if node.type_name == type_name:
-            return node
-        children = node.fields
-    elif isinstance(node, dict):
-        children = list(node.values())
-    elif isinstance(node, list | tuple):
-        children = list(node)
-    else:
-        return None
-    for child in children:
-        found = _find_struct(child, type_name)
-        if found is not None:
-            return found
+    """First struct named ``type_name``, depth first; shared values (back-references) are visited once."""
+    seen: set[int] = set()
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if id(item) in seen:
+            continue
+        seen.add(id(item))
+        if isinstance(item, JuliaStruct):
+            if item.type_name == type_name:
+                return item
+            children = item.fields
+        elif isinstance(item, dict):
+            children = list(item.values())
+        elif isinstance(item, list | tuple):
+            children = list(item)
+        else:
+            continue
+        stack.extend(reversed(children))
     return None
 
 
 def dynamix_state_dict_from_bson(path: str | Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Read a Julia DynaMix checkpoint as a PyTorch state dict and an architecture dict.
+
+    See :func:`_state_dict_from_tree`; every malformed file raises :class:`BSONError` (a ``ValueError``).
+    """
+    tree = resolve(read_bson(path))
+    try:
+        return _state_dict_from_tree(tree, path)
+    except BSONError:
+        raise
+    except (TypeError, ValueError, IndexError, KeyError, AttributeError) as exc:
+        raise BSONError(
+            f"{path} is not a DynaMix checkpoint this reader understands ({type(exc).__name__}: {exc})"
+        ) from exc
+
+
+def _state_dict_from_tree(tree: Any, path: str | Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Read a Julia DynaMix checkpoint as a PyTorch state dict and an architecture dict.
 
     The Julia model stores the experts as lists ``A_MoE``, ``W_MoE``, ``h_MoE``; a Flux ``Conv`` whose
@@ -185,7 +278,6 @@ def dynamix_state_dict_from_bson(path: str | Path) -> tuple[dict[str, np.ndarray
     architecture : dict
         ``M``, ``N``, ``Experts``, ``P``, ``expert_type`` and ``probabilistic_expert``.
     """
-    tree = resolve(read_bson(path))
     model = _find_struct(tree, "DynaMix")
     if model is None:
         raise BSONError(f"{path} holds no Julia DynaMix model (no struct named 'DynaMix' found).")
@@ -194,7 +286,16 @@ def dynamix_state_dict_from_bson(path: str | Path) -> tuple[dict[str, np.ndarray
         raise BSONError(f"{path}: unexpected layout of the Julia GatingNetwork struct.")
     conv, temp1, d_mat, mlp1, mlp2, temp2, sigma = gating.fields
     conv_weight, conv_bias = conv.fields[1], conv.fields[2]
+    # Sizes come from the arrays actually present; the stored counts must agree with them.
+    if not (isinstance(a_list, list) and a_list and len(a_list) == len(w_list) == len(h_list)):
+        raise BSONError(f"{path}: the expert lists A, W, h are missing, empty or of different lengths.")
+    if int(n_experts) != len(a_list):
+        raise BSONError(f"{path}: the model states {n_experts} experts but stores {len(a_list)}.")
     m_latent = int(np.asarray(a_list[0]).shape[0])
+    if not 0 <= int(p_relu) <= m_latent:
+        raise BSONError(f"{path}: P = {p_relu} ReLU units is outside [0, M = {m_latent}].")
+    if not 1 <= int(n_obs) <= m_latent:
+        raise BSONError(f"{path}: N = {n_obs} observed channels is outside [1, M = {m_latent}].")
     state: dict[str, np.ndarray] = {}
     for j, (a, w, h) in enumerate(zip(a_list, w_list, h_list, strict=True)):
         state[f"experts.{j}.A"] = np.asarray(a, dtype=np.float32)

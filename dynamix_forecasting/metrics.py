@@ -11,6 +11,23 @@ from typing import Any
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
+#: Most histogram cells of the binned D_stsp (n_bins ** dimensions); 30 bins in 3-D are 27,000.
+MAX_CELLS = 20_000_000
+
+
+def _count(name: str, value: Any, low: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
+        raise ValueError(f"{name} must be an int >= {low}, got {value!r}.")
+    return int(value)
+
+
+def _positive(name: str, value: Any, allow_zero: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float | np.number) or not np.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value!r}.")
+    if value < 0 or (value == 0 and not allow_zero):
+        raise ValueError(f"{name} must be {'non-negative' if allow_zero else 'positive'}, got {value!r}.")
+    return float(value)
+
 
 def _as_2d(x: Any, name: str) -> np.ndarray:
     if hasattr(x, "detach"):
@@ -117,9 +134,22 @@ def geometrical_misalignment(
     if method == "auto":
         method = "binned" if true.shape[1] <= 3 else "gmm"
     if method == "binned":
-        return _binned_kl(gen, true, n_bins, smoothing_alpha)
+        n_bins = _count("n_bins", n_bins, 2)
+        if float(n_bins) ** true.shape[1] > MAX_CELLS:
+            raise ValueError(
+                f"n_bins={n_bins} in {true.shape[1]} dimensions makes {float(n_bins) ** true.shape[1]:.3g} histogram "
+                f"cells (at most {MAX_CELLS:,}); use fewer bins or method='gmm'."
+            )
+        return _binned_kl(gen, true, n_bins, _positive("smoothing_alpha", smoothing_alpha))
     if method == "gmm":
-        return _gmm_kl(gen, true, gmm_scaling, n_mc, max_used, seed)
+        return _gmm_kl(
+            gen,
+            true,
+            _positive("gmm_scaling", gmm_scaling),
+            _count("n_mc", n_mc),
+            _count("max_used", max_used),
+            seed,
+        )
     raise ValueError(f"Unknown method {method!r}; use 'auto', 'binned' or 'gmm'.")
 
 
@@ -148,6 +178,7 @@ def temporal_misalignment(x_gen: Any, x_true: Any, smoothing: float = 20.0) -> f
         channel has no power spectrum and counts as distance 1 (0 if the true channel is constant too).
     """
     gen, true = _check_pair(x_gen, x_true)
+    smoothing = _positive("smoothing", smoothing, allow_zero=True)
     steps = min(gen.shape[0], true.shape[0])
     gen, true = gen[:steps], true[:steps]
     if not np.isfinite(gen).all():
@@ -185,7 +216,8 @@ def mase(forecast: Any, truth: Any, steps: int = 10) -> float:
     f, y = _as_2d(forecast, "forecast"), _as_2d(truth, "truth")
     if f.shape[1] != y.shape[1]:
         raise ValueError(f"forecast has {f.shape[1]} channels but truth has {y.shape[1]}.")
-    if steps < 2 or f.shape[0] < steps or y.shape[0] < steps:
+    steps = _count("steps", steps, 2)
+    if f.shape[0] < steps or y.shape[0] < steps:
         raise ValueError(f"mase needs steps >= 2 and at least {steps} points in both series.")
     f, y = f[:steps], y[:steps]
     scale = np.abs(np.diff(y, axis=0)).mean(0)

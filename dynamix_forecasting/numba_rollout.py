@@ -14,6 +14,7 @@ float32 precision).
 
 from __future__ import annotations
 
+import os
 import threading
 
 import numpy as np
@@ -22,6 +23,12 @@ import torch
 try:
     import numba
     from numba import njit, prange
+
+    # GNU OpenMP (numba's default layer where libgomp is found) hangs a process forked after a parallel
+    # region (multiprocessing's default start method on Linux, joblib's "multiprocessing" backend).
+    # "forksafe" picks TBB, a fork-safe OpenMP or numba's own workqueue. A user's choice is kept.
+    if "NUMBA_THREADING_LAYER" not in os.environ:
+        numba.config.THREADING_LAYER = "forksafe"
 except ImportError:  # pragma: no cover - numba is a dependency; the torch path is the fallback
     numba = None
 
@@ -185,8 +192,12 @@ def _kernel(
             z[b, k] = zb[k]
 
 
-_attend = njit(fastmath=_FASTMATH, cache=True, nogil=True)(_attend) if AVAILABLE else _attend
-_compiled = njit(parallel=True, cache=True, fastmath=_FASTMATH, nogil=True)(_kernel) if AVAILABLE else None
+# error_model="numpy": a division by zero gives inf/NaN as in numpy and torch, instead of raising inside
+# the kernel (a state that turns non-finite makes the attention's total 0 or NaN; that row must become
+# non-finite and be reported as diverged while the other rows carry on).
+_JIT = {"fastmath": _FASTMATH, "cache": True, "nogil": True, "error_model": "numpy"}
+_attend = njit(**_JIT)(_attend) if AVAILABLE else _attend
+_compiled = njit(parallel=True, **_JIT)(_kernel) if AVAILABLE else None
 
 
 def _encode_rowwise(frames: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:

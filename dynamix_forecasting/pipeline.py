@@ -16,17 +16,19 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from . import preprocessing
 from .checkpoint import DEFAULT_MODEL, load_model
-from .inputs import SeriesBatch, as_series_batch
+from .inputs import SeriesBatch, as_series_batch, check_bool, check_guard, check_seed, positive_int
+from .memory import check_memory
 from .model import DynaMix
 from .preprocessing import (
+    BOXCOX_REACH,
     EMBEDDINGS,
     NonstationaryTransform,
     complete_initial_condition,
     embed,
     min_context_length,
     positional_taus,
-    standardization,
 )
 from .rollout import NoiseStreams, choose_backend, rollout
 
@@ -121,25 +123,24 @@ class DynaMixPipeline:
         return self.model.B.device
 
     def _transform(
-        self,
-        series: np.ndarray,
-        standardize: bool,
-        fit_nonstationary: bool,
-        stats: tuple[np.ndarray, np.ndarray] | None = None,
+        self, series: np.ndarray, standardize: bool, fit_nonstationary: bool
     ) -> tuple[_Prepared, np.ndarray]:
-        """Non-stationary transforms and standardization of one series (float32, as published)."""
+        """Non-stationary transforms and standardization of one series.
+
+        Statistics are per series and accurate for any scale and offset (see :func:`standardize`), so a
+        forecast does not depend on the other series of a batch, nor (beyond float32 rounding of the
+        standardized context) on the series' scale and offset.
+        """
         constant = np.ptp(series, axis=0) == 0
         prep = _Prepared(
             series, np.zeros(self.model.N), series.shape[1], constant=constant, constant_values=series[0].copy()
         )
-        # The model runs in float32; the context enters it as float32, as in the published pipeline.
-        data = series.astype(np.float32)
+        data = series
         if fit_nonstationary:
             prep.nonstationary, data = NonstationaryTransform.fit_transform(data)
         if standardize:
-            prep.mean, prep.std = stats if stats is not None else standardization(data)
-            data = (data - prep.mean) / prep.std
-        return prep, data
+            data, prep.mean, prep.std = preprocessing.standardize(data)
+        return prep, np.asarray(data, dtype=np.float32)
 
     def _embed(
         self,
@@ -163,9 +164,8 @@ class DynaMixPipeline:
         if initial_x is None:
             prep.x0 = embedded[-1]
         else:
-            x = initial_x.astype(np.float32)
-            if prep.std is not None:
-                x = (x - prep.mean) / (prep.std + 1e-8)
+            x = initial_x if prep.std is None else (initial_x - prep.mean) / prep.std
+            x = x.astype(np.float32)
             prep.x0 = x if x.shape[0] == n_model else complete_initial_condition(x, embedded)
         return prep
 
@@ -266,17 +266,20 @@ class DynaMixPipeline:
         horizon = _check_horizon(horizon)
         if preprocessing_method not in EMBEDDINGS:
             raise ValueError(f"Unknown preprocessing_method {preprocessing_method!r}; choose one of {EMBEDDINGS}.")
-        if isinstance(num_samples, bool) or not isinstance(num_samples, int | np.integer) or num_samples < 1:
-            raise ValueError(f"num_samples must be a positive int, got {num_samples!r}.")
+        num_samples = positive_int("num_samples", num_samples)
+        for name, flag in (("standardize", standardize), ("fit_nonstationary", fit_nonstationary), ("noise", noise),
+                           ("progress", progress)):  # fmt: skip
+            check_bool(name, flag)
+        if exact is not None:
+            check_bool("exact", exact)
+        seed = check_seed(seed)
         if initial_x is not None and fit_nonstationary:
             raise ValueError(
                 "initial_x cannot be combined with fit_nonstationary=True: the non-stationary transforms are "
                 "defined on the context's time axis. Drop initial_x or set fit_nonstationary=False."
             )
-        if divergence_guard is not None and not divergence_guard > 0:
-            raise ValueError(f"divergence_guard must be a positive float or None, got {divergence_guard!r}.")
-        if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
-            raise ValueError(f"batch_size must be a positive int or None, got {batch_size!r}.")
+        divergence_guard = check_guard(divergence_guard)
+        batch_size = None if batch_size is None else positive_int("batch_size", batch_size)
         if backend not in ("auto", "numba", "torch"):
             raise ValueError(f"Unknown backend {backend!r}; choose 'auto', 'numba' or 'torch' (or pass exact=True).")
         exact = not noise if exact is None else exact
@@ -302,14 +305,17 @@ class DynaMixPipeline:
             rows = [s[:, [f]] for s in batch.series for f in range(n_data)]
         else:
             rows = list(batch.series)
+        check_memory(
+            n_rows=len(rows),
+            num_samples=num_samples,
+            horizon=horizon,
+            n_values=len(batch.series) * n_data,
+            context_values=sum(r.shape[0] for r in rows) * n_model,
+            batch_size=batch_size,
+        )
         init_rows = self._initial_x_rows(initial_x, batch, split)
         rng = np.random.default_rng(seed)
-        stats: list[tuple[np.ndarray, np.ndarray] | None] = [None] * len(rows)
-        if standardize and not fit_nonstationary and len({r.shape[0] for r in rows}) == 1:
-            # Equal-length series are standardized as one (T, R, n) batch, as published (same float32 bits).
-            mean, std = standardization(np.stack(rows, axis=1))
-            stats = list(zip(mean, std, strict=True))
-        staged = [self._transform(r, standardize, fit_nonstationary, st) for r, st in zip(rows, stats, strict=True)]
+        staged = [self._transform(r, standardize, fit_nonstationary) for r in rows]
         taus: list[int | None] = [None] * len(rows)
         if preprocessing_method == "pos_embedding" and len(rows) > 1 and rows[0].shape[1] < n_model:
             # The embedding periods of many series from batched FFTs (one series keeps the exact 1-D path).
@@ -330,12 +336,12 @@ class DynaMixPipeline:
             progress,
             step_kind,
         )
-        forecasts = self._postprocess(prepared, obs)  # (K, R, H, n_row)
-        return self._format(forecasts, batch, split, num_samples)
+        return self._finish(prepared, obs, batch, split, num_samples)
 
     def _roll(
         self, prepared, layout, horizon, num_samples, seed, noise, guard, batch_size, progress, step_kind
     ) -> np.ndarray:
+        """The rollout of every (sample, series) row: float32 ``(H, K * R, n_obs)``, rows sample-major."""
         lengths = [p.embedded.shape[0] for p in prepared]
         longest, shortest = max(lengths), min(lengths)
         n_rows, n_model = len(prepared), self.model.N
@@ -346,7 +352,7 @@ class DynaMixPipeline:
         else:
             # Unequal-length series are left-padded and the padding is masked out of the attention,
             # so each series is forecast exactly as if it were alone.
-            ctx = np.zeros((n_rows, longest, n_model))
+            ctx = np.zeros((n_rows, longest, n_model), dtype=np.float32)
             mask = np.zeros((n_rows, longest - 1), dtype=bool)
             for i, p in enumerate(prepared):
                 ctx[i, longest - lengths[i] :] = p.embedded
@@ -368,7 +374,8 @@ class DynaMixPipeline:
         # With the guard on, a series that reaches the bound is reported too (it was diverging).
         limit = DIVERGENCE_FACTOR if guard is None else min(DIVERGENCE_FACTOR, guard)
         chunk = batch_size or max(1, (1 << 26) // max(1, ctx.shape[1] * n_model))
-        outs, diverged = [], []
+        obs = np.empty((horizon, rows, n_obs), dtype=np.float32)
+        steps = np.zeros(rows, dtype=np.int64)
         bar = tqdm(total=horizon * rows, disable=not progress, unit="step", unit_scale=True, desc="DynaMix rollout")
         with torch.no_grad():
             for lo in range(0, rows, chunk):
@@ -391,57 +398,56 @@ class DynaMixPipeline:
                     threshold=limit * scale_all[lo:hi],
                     on_block=lambda n, w=hi - lo: bar.update(n * w),
                 )
-                outs.append(result.observations.cpu())
-                diverged.append(result.diverged_at.cpu())
+                obs[:, lo:hi] = result.observations.cpu().numpy()
+                steps[lo:hi] = result.diverged_at.cpu().numpy()
         bar.close()
-        obs = torch.cat(outs, dim=1).numpy().astype(np.float64)  # (H, rows, n_obs)
-        steps = torch.cat(diverged).numpy()
         if steps.any():
-            bad = np.nonzero(steps)[0]
-            described = ", ".join(
-                f"series {r % n_rows}" + (f" sample {r // n_rows}" if num_samples > 1 else "") + f" at step {steps[r]}"
-                for r in bad[:5]
-            )
-            more = f" and {bad.size - 5} more" if bad.size > 5 else ""
             fix = (
                 f"The divergence guard bounded its latent state at {guard:g}x, so the forecast is finite "
                 "but saturated from there on."
                 if guard is not None
                 else "Pass divergence_guard=10.0 to bound the latent state and keep the forecast finite."
             )
-            warnings.warn(
-                f"DynaMix forecast diverged (non-finite or beyond {limit:g}x the context's largest value) for "
-                f"{described}{more}. {fix}",
-                DivergenceWarning,
-                stacklevel=3,
+            _warn_divergence(
+                steps,
+                n_rows,
+                num_samples,
+                f"non-finite or beyond {limit:g}x the context's largest standardized value",
+                fix,
             )
-        return obs.reshape(horizon, num_samples, n_rows, n_obs).transpose(1, 2, 0, 3)
+        return obs
 
-    @staticmethod
-    def _postprocess(prepared: list[_Prepared], obs: np.ndarray) -> list[np.ndarray]:
-        out = []
+    def _finish(
+        self, prepared: list[_Prepared], obs: np.ndarray, batch: SeriesBatch, split: bool, num_samples: int
+    ) -> np.ndarray | torch.Tensor:
+        """Invert each row's transforms into one ``(K, H, S, F)`` float64 array and shape it like the input."""
+        n_series, n_data = len(batch.series), batch.n_channels
+        n_rows, horizon = len(prepared), obs.shape[0]
+        out = np.empty((num_samples, horizon, n_series, n_data))
+        saturated = np.zeros(num_samples * n_rows, dtype=np.int64)
         for r, p in enumerate(prepared):
-            f = obs[:, r, :, : p.n_data]  # (K, H, n)
+            # Row r is series r, or channel r % F of series r // F when channels are forecast one by one.
+            s, cols = (r // n_data, slice(r % n_data, r % n_data + 1)) if split else (r, slice(None))
+            f = obs[:, r::n_rows, : p.n_data].transpose(1, 0, 2).astype(np.float64)  # (K, H, n)
             if p.std is not None:
                 f = f * p.std + p.mean
             if p.nonstationary is not None:
-                f = p.nonstationary.inverse(f)
+                f, clipped = p.nonstationary.inverse(f)
+                hit = clipped.any(-1)  # (K, H)
+                saturated[r::n_rows] = np.where(hit.any(1), hit.argmax(1) + 1, 0)
             if p.constant.any():
-                f = f.copy()
                 f[..., p.constant] = p.constant_values[p.constant]
-            out.append(f)
-        return out
-
-    @staticmethod
-    def _format(forecasts: list[np.ndarray], batch: SeriesBatch, split: bool, num_samples: int):
-        n_series, n_data = len(batch.series), batch.n_channels
-        if split:
-            stacked = np.stack(
-                [np.concatenate(forecasts[s * n_data : (s + 1) * n_data], axis=-1) for s in range(n_series)]
+            out[:, :, s, cols] = f
+        if saturated.any():
+            # The rollout's check is in standardized units; the inverse Box-Cox can still run away in data units.
+            _warn_divergence(
+                saturated,
+                n_rows,
+                num_samples,
+                f"its inverse Box-Cox transform left {BOXCOX_REACH:g}x the context's range and was bounded there",
+                "The non-stationary transforms do not suit this series: try fit_nonstationary=False, or a "
+                "shorter horizon.",
             )
-        else:
-            stacked = np.stack(forecasts)  # (S, K, H, F)
-        out = stacked.transpose(1, 2, 0, 3)  # (K, H, S, F)
         if batch.layout in ("1d", "2d"):
             out = out[:, :, 0]
             if batch.layout == "1d":
@@ -451,3 +457,14 @@ class DynaMixPipeline:
         if batch.as_torch:
             return torch.as_tensor(out, dtype=torch.float32, device=batch.device)
         return out
+
+
+def _warn_divergence(steps: np.ndarray, n_rows: int, num_samples: int, what: str, fix: str) -> None:
+    """One :class:`DivergenceWarning` naming the first few (series, sample, step) that diverged."""
+    bad = np.nonzero(steps)[0]
+    described = ", ".join(
+        f"series {r % n_rows}" + (f" sample {r // n_rows}" if num_samples > 1 else "") + f" at step {steps[r]}"
+        for r in bad[:5]
+    )
+    more = f" and {bad.size - 5} more" if bad.size > 5 else ""
+    warnings.warn(f"DynaMix forecast diverged ({what}) for {described}{more}. {fix}", DivergenceWarning, stacklevel=4)

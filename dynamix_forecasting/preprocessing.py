@@ -3,9 +3,10 @@
 Everything here works on one series ``(T, n)``: the non-stationary transforms (Box-Cox and
 power-law detrending) with their inverses, standardization statistics, the four embeddings that
 lift ``n < N`` channels to the model's ``N`` and the completion of a partial initial condition.
-Values that enter the model are computed in float32 with the same operations as the published
-pipeline, so that deterministic forecasts reproduce the authors' numbers bit for bit (the
-dynamics are chaotic: a last-bit difference in the context grows over a long horizon).
+Values that enter the model are float32, computed with the same operations as the published pipeline
+wherever those are accurate, so that deterministic forecasts reproduce the authors' numbers bit for bit
+(the dynamics are chaotic: a last-bit difference in the context grows over a long horizon); where the
+published float32 statistics are not accurate (large offsets, extreme scales) exact float64 ones are used.
 """
 
 from __future__ import annotations
@@ -194,14 +195,64 @@ def min_context_length(n_data: int, model_dim: int, method: str) -> int:
     return 3
 
 
-def standardization(data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-channel mean and unbiased std (clamped at 1e-6) over the first axis, in float32 torch.
+#: The published float32 statistics are used where they are within this fraction of a std of the exact ones.
+FLOAT32_STATS_TOLERANCE = 1e-4
 
-    ``data`` is ``(T, n)`` or ``(T, S, n)``; torch's float32 reductions are used because the
-    published pipeline uses them (see the module docstring).
+
+def standardization(data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel mean and unbiased std over the first axis, exact in float64.
+
+    ``data`` is ``(T, n)``. Computed on deviations scaled by their largest absolute value, so the
+    statistics are exact for any scale and offset a float64 series can hold (a float32 mean of
+    ``1e8 + x`` loses ``x``; squared deviations of ``1e-200 * x`` underflow). A constant channel gets
+    std 1, so that it standardizes to zeros.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> mean, std = standardization(np.array([[1e8 + 1.0], [1e8 + 3.0]]))
+    >>> float(mean[0] - 1e8), float(std[0])
+    (2.0, 1.4142135623730951)
     """
-    x = torch.as_tensor(np.asarray(data, dtype=np.float32))
-    return torch.mean(x, dim=0).numpy(), torch.clamp(torch.std(x, dim=0), min=1e-6).numpy()
+    x = np.asarray(data, dtype=np.float64)
+    mean = x.mean(axis=0)
+    dev = x - mean
+    reach = np.abs(dev).max(axis=0)
+    safe = np.where(reach > 0, reach, 1.0)
+    std = safe * (dev / safe).std(axis=0, ddof=1 if x.shape[0] > 1 else 0)
+    return mean, np.where(std > 0, std, 1.0)
+
+
+def standardize(data: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Standardize one series ``(T, n)`` per channel: ``(standardized float32, mean, std)``.
+
+    Where the published pipeline's float32 statistics (torch mean and std, std clamped at 1e-6) are
+    accurate, to :data:`FLOAT32_STATS_TOLERANCE` of a std, a channel is standardized exactly as published
+    (so deterministic forecasts reproduce the authors' bits); elsewhere (large offsets, tiny or huge
+    scales, constant channels) with the exact float64 statistics of :func:`standardization`, so that a
+    forecast does not depend on the series' scale and offset. ``mean`` and ``std`` are float64.
+    """
+    x64 = np.asarray(data, dtype=np.float64)
+    mean, std = standardization(x64)
+    x32 = torch.as_tensor(x64.astype(np.float32))
+    mean32 = torch.mean(x32, dim=0).numpy()
+    std32 = torch.clamp(torch.std(x32, dim=0), min=1e-6).numpy()
+    published = (np.abs(mean32 - mean) <= FLOAT32_STATS_TOLERANCE * std) & (
+        np.abs(std32 - std) <= FLOAT32_STATS_TOLERANCE * std
+    )
+    published &= np.ptp(x64, axis=0) > 0
+    out = ((x64 - mean) / std).astype(np.float32)
+    if published.any():
+        cols = np.nonzero(published)[0]
+        out[:, cols] = ((x32.numpy() - mean32) / std32)[:, cols]
+        mean, std = mean.copy(), std.copy()
+        mean[cols], std[cols] = mean32[cols], std32[cols]
+    return out, mean, std
+
+
+#: Box-Cox forecasts are bounded to the context's range widened by this many ranges on each side (in the
+#: shifted, standardized units the transform works in): beyond it the inverse runs towards its pole.
+BOXCOX_REACH = 10.0
 
 
 @dataclass
@@ -209,14 +260,17 @@ class NonstationaryTransform:
     """Standardize, Box-Cox and power-law detrend one series; invert on forecasts.
 
     Attributes are per channel: the pre-standardization ``mean`` and ``std``, Box-Cox ``lambdas``
-    and ``offsets``, trend parameters ``trend`` ``(n, 3)`` for ``a * t**b + c`` and the context
-    length ``t_len`` at which the trend is continued.
+    and ``offsets``, the ``lows`` and ``highs`` of the shifted context that the inverse may reach
+    ``BOXCOX_REACH`` ranges beyond, trend parameters ``trend`` ``(n, 3)`` for ``a * t**b + c`` and the
+    context length ``t_len`` at which the trend is continued.
     """
 
     mean: np.ndarray
     std: np.ndarray
     lambdas: np.ndarray
     offsets: np.ndarray
+    lows: np.ndarray
+    highs: np.ndarray
     trend: np.ndarray
     t_len: int
 
@@ -224,11 +278,9 @@ class NonstationaryTransform:
     def fit_transform(cls, data: np.ndarray) -> tuple[NonstationaryTransform, np.ndarray]:
         """Fit the transforms on a context ``(T, n)`` and return them with the transformed float32 context."""
         t_len, n_data = data.shape
-        x32 = torch.as_tensor(np.asarray(data, dtype=np.float32))
-        mean, std = torch.mean(x32, dim=0), torch.std(x32, dim=0)
-        std = torch.where(std > 0, std, torch.ones_like(std))
-        x = ((x32 - mean) / std).numpy()
+        x, mean, std = standardize(data)
         lambdas, offsets, trend = np.ones(n_data), np.zeros(n_data), np.zeros((n_data, 3))
+        lows, highs = np.zeros(n_data), np.zeros(n_data)
         out = np.empty_like(x)
         t = np.arange(1, t_len + 1, dtype=np.float64)
         for k in range(n_data):
@@ -236,6 +288,7 @@ class NonstationaryTransform:
             low = float(col.min())
             offsets[k] = abs(low) + 1.2 if low <= 0 else 1.2
             shifted = col + np.float32(offsets[k])
+            lows[k], highs[k] = float(shifted.min()), float(shifted.max())
             if np.ptp(shifted) > 0:
                 _, lam = stats.boxcox(shifted)
                 lambdas[k] = float(np.clip(lam, -2.0, 2.0))
@@ -245,24 +298,37 @@ class NonstationaryTransform:
                 lambdas[k], offsets[k] = np.nan, 0.0
             trend[k] = _fit_power_trend(col, t)
             out[:, k] = col - _power_trend(t, trend[k])
-        return cls(mean.numpy().astype(np.float64), std.numpy().astype(np.float64), lambdas, offsets, trend, t_len), out
+        return cls(mean, std, lambdas, offsets, lows, highs, trend, t_len), out
 
-    def inverse(self, forecast: np.ndarray) -> np.ndarray:
-        """Invert on forecasts ``(..., H, n)``: re-trend at ``t = T+1..T+H``, inverse Box-Cox, un-standardize."""
+    def inverse(self, forecast: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Invert on forecasts ``(..., H, n)``: re-trend at ``t = T+1..T+H``, inverse Box-Cox, un-standardize.
+
+        Returns
+        -------
+        values : numpy.ndarray
+            The forecast in data units.
+        saturated : numpy.ndarray
+            Boolean, like ``forecast``: where the Box-Cox value had to be bounded to keep the inverse
+            within ``BOXCOX_REACH`` context ranges (the inverse Box-Cox of a negative lambda has a pole,
+            and any power of a runaway forecast explodes); non-finite inputs count as saturated too.
+        """
         horizon = forecast.shape[-2]
         t = np.arange(self.t_len + 1, self.t_len + horizon + 1, dtype=np.float64)
-        out = np.empty_like(forecast)
+        out = np.empty_like(forecast, dtype=np.float64)
+        saturated = np.zeros(forecast.shape, dtype=bool)
         for k in range(forecast.shape[-1]):
             col = forecast[..., k] + _power_trend(t, self.trend[k])
             lam = self.lambdas[k]
-            if np.isnan(lam):
-                pass
-            elif abs(lam) < 1e-8:
-                col = np.exp(col)
-            else:
-                col = np.maximum(lam * col + 1.0, 1e-10) ** (1.0 / lam)
+            if not np.isnan(lam):
+                span = self.highs[k] - self.lows[k]
+                lowest = max(self.lows[k] - BOXCOX_REACH * span, 1e-6 * self.lows[k])
+                highest = self.highs[k] + BOXCOX_REACH * span
+                bc_low, bc_high = float(_boxcox(lowest, lam)), float(_boxcox(highest, lam))
+                saturated[..., k] = ~((col >= bc_low) & (col <= bc_high))
+                col = np.clip(col, bc_low, bc_high)  # NaN stays NaN
+                col = np.exp(col) if abs(lam) < 1e-8 else np.maximum(lam * col + 1.0, 0.0) ** (1.0 / lam)
             out[..., k] = col - self.offsets[k]
-        return out * self.std + self.mean
+        return out * self.std + self.mean, saturated
 
 
 def _boxcox(x: np.ndarray, lam: float) -> np.ndarray:

@@ -228,7 +228,14 @@ class DynaMixForecaster(BaseForecaster):
                     "DynaMixForecaster makes no in-sample predictions; fh must lie after the end of each series "
                     f"(got relative steps {steps.tolist()})."
                 )
-            plan.append((key, fh.to_absolute_index(cutoff), steps))
+            try:
+                index = fh.to_absolute_index(cutoff)
+            except (pd.errors.OutOfBoundsDatetime, pd.errors.OutOfBoundsTimedelta, OverflowError) as exc:
+                raise ValueError(
+                    f"fh reaches {int(steps.max())} steps past the cutoff {cutoff}, beyond the dates pandas can "
+                    f"represent ({exc}); pass a shorter forecasting horizon."
+                ) from exc
+            plan.append((key, index, steps))
         return plan
 
     def _sample_paths(self, horizon: int) -> np.ndarray:

@@ -98,6 +98,7 @@ def test_chronos_models_run_from_a_local_folder(tmp_path):
     assert "weights not found" in missing.unavailable()
 
 
+@pytest.mark.slow
 def test_quick_run_writes_results_table_and_plots(tmp_path, tasks, released_model, monkeypatch):
     chronos_dir = tmp_path / "chronos"
     _tiny_chronos_models(chronos_dir)

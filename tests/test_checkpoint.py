@@ -10,9 +10,12 @@ import pytest
 import torch
 
 from dynamix_forecasting import CheckpointNotFoundError, DynaMix, DynaMixConfig, DynaMixPipeline, load_model, save_model
-from dynamix_forecasting.checkpoint import config_filename
+from dynamix_forecasting.checkpoint import BUNDLED_DIR, config_filename
 
-from .conftest import MODEL_DIR
+from .conftest import SHARED, _require
+
+MODEL_DIR = BUNDLED_DIR
+JULIA_FILE = SHARED / "models" / "dynamix" / "dynamix-3d-alrnn-v1.0.bson"
 
 
 def test_released_model_loads_strict_with_published_size(released_model):
@@ -23,7 +26,8 @@ def test_released_model_loads_strict_with_published_size(released_model):
 
 
 def test_julia_bson_gives_the_same_weights(released_model):
-    julia = load_model(MODEL_DIR / "dynamix-3d-alrnn-v1.0.bson")
+    _require(JULIA_FILE)
+    julia = load_model(JULIA_FILE)
     for key, value in released_model.state_dict().items():
         assert torch.equal(value, julia.state_dict()[key]), key
 

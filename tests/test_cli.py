@@ -10,8 +10,8 @@ from dynamix_forecasting.cli import main
 from .conftest import MODEL_FILE
 
 
-def test_forecast_csv_with_time_column_samples_and_plot(tmp_path, example, released_model, capsys):
-    data = example("lorenz63")[:400]
+def test_forecast_csv_with_time_column_samples_and_plot(tmp_path, lorenz, released_model, capsys):
+    data = lorenz[:400]
     frame = pd.DataFrame(data, columns=["x", "y", "z"])
     frame.insert(0, "date", pd.date_range("2024-01-01", periods=400, freq="h"))
     src = tmp_path / "in.csv"

@@ -20,8 +20,8 @@ def gpu_pipeline(released_path):
     return DynaMixPipeline(load_model(released_path, device="cuda"))
 
 
-def test_cuda_forecasts_match_the_cpu(gpu_pipeline, pipeline, example):
-    lorenz = example("lorenz63")[:1000]
+def test_cuda_forecasts_match_the_cpu(gpu_pipeline, pipeline, lorenz):
+    lorenz = lorenz[:1000]
     gpu = gpu_pipeline.forecast(lorenz, 50, seed=0)  # the fused torch step on the GPU
     cpu = pipeline.forecast(lorenz, 50, seed=0, backend="torch")
     assert np.abs(gpu[:10] - cpu[:10]).max() < 1e-3 * lorenz.std()
@@ -34,8 +34,8 @@ def test_cuda_forecasts_match_the_cpu(gpu_pipeline, pipeline, example):
         gpu_pipeline.forecast(lorenz, 5, backend="numba")
 
 
-def test_adapters_on_cuda(example, released_path):
-    lorenz = example("lorenz63")[:600]
+def test_adapters_on_cuda(lorenz, released_path):
+    lorenz = lorenz[:600]
     frame = pd.DataFrame(lorenz, columns=list("xyz"))
     cuda = DynaMixForecaster(model=released_path, device="cuda", num_samples=8, random_state=0).fit(frame)
     cpu = DynaMixForecaster(model=released_path, num_samples=8, random_state=0).fit(frame)

@@ -22,8 +22,8 @@ def engine(released_model):
 
 
 @pytest.fixture(scope="module")
-def lorenz(example):
-    data = example("lorenz63")
+def lorenz(lorenz):
+    data = lorenz
     return TimeSeries.from_times_and_values(pd.RangeIndex(800), data[:800], columns=["x", "y", "z"])
 
 

@@ -8,7 +8,9 @@ import pytest
 from dynamix_forecasting import DivergenceWarning
 
 
-@pytest.mark.parametrize("system", ["LiuChen", "WangSun", "ZhouChen"])
+# WangSun diverges noise-free on some CPUs only (the last bit of a BLAS product decides); the numba path
+# with the noise on is tested on it in test_reliability.py.
+@pytest.mark.parametrize("system", ["LiuChen", "ZhouChen"])
 def test_divergence_is_reported_and_guard_keeps_forecast_finite(pipeline, dysts_dir, system):
     context = np.load(dysts_dir / f"{system}.npy")[:2000]
     with pytest.warns(DivergenceWarning, match=r"series 0 at step \d+.*divergence_guard") as record:

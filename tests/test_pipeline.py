@@ -12,11 +12,6 @@ import torch
 from dynamix_forecasting import DynaMixPipeline, quantiles
 
 
-@pytest.fixture(scope="module")
-def lorenz(example):
-    return example("lorenz63")
-
-
 def test_input_forms_agree(pipeline, lorenz):
     ctx = lorenz[:600]
     ref = pipeline.forecast(ctx, 30, noise=False)
@@ -63,7 +58,7 @@ def test_ensemble_shapes_and_spread(pipeline, lorenz):
     samples = pipeline.forecast(lorenz[:800], 200, num_samples=16, seed=0)
     assert samples.shape == (16, 200, 3)
     spread = samples.std(0)
-    assert spread[:3].max() < 0.05 < spread[-50:].mean()  # paths start together and fan out (chaos)
+    assert spread[:3].max() < 0.1 < spread[-50:].mean()  # paths start together and fan out (chaos)
     q = quantiles(samples, [0.1, 0.5, 0.9])
     assert q.shape == (3, 200, 3) and (q[0] <= q[1]).all() and (q[1] <= q[2]).all()
     panel = pipeline.forecast(np.stack([lorenz[:800]] * 2, axis=1), 10, num_samples=4, seed=0)

@@ -11,6 +11,7 @@ from dynamix_forecasting import geometrical_misalignment, mase, temporal_misalig
 CASES = [("lorenz63", 2000, 0.804, (0.5, 1.1)), ("chua", 1028, 2.206, (1.6, 2.6)), ("sprottM", 512, 3.325, (2.5, 3.8))]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("system", "context", "published", "bounds"), CASES)
 def test_dstsp_and_dh_over_five_noise_paths(pipeline, example, system, context, published, bounds):
     data = example(system)

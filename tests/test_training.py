@@ -138,7 +138,7 @@ def test_bad_settings_get_clear_errors(tmp_path, files):
         TrainingSettings.from_dict({"epochs": 3, "learning_rate": 0.1})
     with pytest.raises(ValueError, match="Unknown training setting 'lr'"):
         TrainingSettings.from_json(None, ["lr=0.1"])
-    with pytest.raises(ValueError, match="shorter than the overlap"):
+    with pytest.raises(ValueError, match="longer than the overlap"):
         TrainingSettings(context_length=40, overlap=50, sequence_length=100)
     with pytest.raises(ValueError, match="observes N=3"):
         WindowSampler([np.zeros((600, 2))], n_obs=3)

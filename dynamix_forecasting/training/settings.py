@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -65,16 +66,37 @@ class TrainingSettings:
 
     def __post_init__(self) -> None:
         positive = ["M", "N", "Experts", "n_points", "windows_per_system", "context_length", "sequence_length",
-                    "n_interleave", "batch_size", "batches_per_epoch", "epochs", "checkpoint_every", "eval_samples"]  # fmt: skip
+                    "n_interleave", "batch_size", "batches_per_epoch", "epochs", "checkpoint_every", "eval_samples",
+                    "eval_context", "eval_horizon"]  # fmt: skip
         for key in positive:
-            if not isinstance(getattr(self, key), int) or getattr(self, key) < 1:
-                raise ValueError(f"Setting {key!r} must be a positive int, got {getattr(self, key)!r}.")
-        if self.overlap >= self.sequence_length or self.overlap < 0:
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"Setting {key!r} must be a positive int, got {value!r}.")
+        for key in ("P", "overlap", "eval_every", "threads", "seed"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"Setting {key!r} must be a non-negative int, got {value!r}.")
+        floats = {"input_noise": 0.0, "gating_noise_weight": 0.0, "weight_decay": 0.0, "lr_start": None,
+                  "lr_end": None, "grad_clip": None}  # fmt: skip
+        for key, low in floats.items():
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+                raise ValueError(f"Setting {key!r} must be a finite number, got {value!r}.")
+            if (low is None and value <= 0) or (low is not None and value < low):
+                need = "positive" if low is None else "non-negative"
+                raise ValueError(f"Setting {key!r} must be {need}, got {value!r}.")
+        if self.P > self.M:
+            raise ValueError(f"Setting 'P' ({self.P}) cannot exceed the latent dimension M ({self.M}).")
+        if self.N > self.M:
+            raise ValueError(f"Setting 'N' ({self.N}) cannot exceed the latent dimension M ({self.M}).")
+        if self.overlap >= self.sequence_length:
             raise ValueError(f"overlap ({self.overlap}) must lie in [0, sequence_length={self.sequence_length}).")
-        if self.context_length <= self.overlap:
+        if self.sequence_length < 2:
+            raise ValueError("sequence_length must be at least 2 (an initial observation and one target).")
+        if self.context_length < 3 or self.context_length <= self.overlap:
             raise ValueError(
-                f"context_length ({self.context_length}) is shorter than the overlap ({self.overlap}) of the training "
-                "sequence with the context; raise context_length or lower overlap."
+                f"context_length ({self.context_length}) must be at least 3 and longer than the overlap ({self.overlap}) "
+                "of the training sequence with the context; raise context_length or lower overlap."
             )
         if self.optimizer not in ("radam", "adam", "adamw"):
             raise ValueError(f"optimizer must be 'radam', 'adam' or 'adamw', got {self.optimizer!r}.")
@@ -82,6 +104,22 @@ class TrainingSettings:
             raise ValueError(f"freeze must be None, 'experts' or 'gating', got {self.freeze!r}.")
         if not 0 < self.lr_end <= self.lr_start:
             raise ValueError(f"Need 0 < lr_end <= lr_start, got {self.lr_end} and {self.lr_start}.")
+        if not isinstance(self.device, str) or self.device.split(":")[0] not in ("cpu", "cuda"):
+            raise ValueError(f"device must be 'cpu' or 'cuda', got {self.device!r}.")
+        if self.device.startswith("cuda"):
+            import torch
+
+            if not torch.cuda.is_available():
+                raise ValueError("device='cuda' but torch sees no CUDA device; use device='cpu'.")
+        for key in ("systems", "trajectory_files", "eval_files"):
+            value = getattr(self, key)
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise ValueError(f"Setting {key!r} must be a list of strings, got {value!r}.")
+        for key in ("output_dir", "name"):
+            if not isinstance(getattr(self, key), str) or not getattr(self, key):
+                raise ValueError(f"Setting {key!r} must be a non-empty string, got {getattr(self, key)!r}.")
+        if self.init is not None and not isinstance(self.init, str):
+            raise ValueError(f"Setting 'init' must be a checkpoint name or path, got {self.init!r}.")
 
     @classmethod
     def help_text(cls) -> str:
@@ -105,7 +143,14 @@ class TrainingSettings:
     @classmethod
     def from_json(cls, path: str | Path | None, overrides: list[str] | None = None) -> TrainingSettings:
         """Settings from a JSON file (None: the defaults) with ``key=value`` overrides (values parsed as JSON)."""
-        values: dict[str, Any] = json.loads(Path(path).read_text()) if path else {}
+        try:
+            values: dict[str, Any] = json.loads(Path(path).read_text()) if path else {}
+        except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ValueError(f"Cannot read the settings file {path}: {exc}") from exc
+        if not isinstance(values, dict):
+            raise ValueError(
+                f"The settings file {path} must hold a JSON object of settings, got {type(values).__name__}."
+            )
         types = {f.name: f.type for f in fields(cls)}
         for item in overrides or []:
             if "=" not in item:

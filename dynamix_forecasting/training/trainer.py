@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..checkpoint import load_model, save_model
+from ..checkpoint import atomic_path, load_model, save_model
 from ..config import DynaMixConfig
 from ..metrics import geometrical_misalignment, mase, temporal_misalignment
 from ..model import DynaMix
@@ -129,7 +129,19 @@ class Trainer:
     def _resume(self) -> None:
         if not self.state_path.exists():
             return
-        state = torch.load(self.state_path, map_location=self.device, weights_only=False)
+        # weights_only: the state is tensors, dicts, lists, numbers and strings; a planted pickle must not run.
+        try:
+            state = torch.load(self.state_path, map_location=self.device, weights_only=True)
+        except Exception as exc:
+            raise ValueError(
+                f"{self.state_path} is not a trainer state this package wrote ({type(exc).__name__}: "
+                f"{str(exc).splitlines()[0] if str(exc) else ''}); it is not loaded. Delete it or pick another output_dir."
+            ) from exc
+        keys = {"model", "optimizer", "scheduler", "generator", "epoch", "settings"}
+        if not isinstance(state, dict) or not keys <= set(state):
+            raise ValueError(
+                f"{self.state_path} lacks the entries of a trainer state; delete it or pick another output_dir."
+            )
         if state["settings"] != self._comparable_settings():
             raise ValueError(
                 f"output_dir {str(self.out)!r} holds a run with other settings; pick another output_dir or delete it."
@@ -153,9 +165,19 @@ class Trainer:
         pred = teacher_forced_rollout(self.model, context, teacher, self.s.n_interleave, self.generator)
         loss, mse = training_loss(self.model, pred, target, self.s.gating_noise_weight)
         self.optimizer.zero_grad(set_to_none=True)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"The training loss became {loss.item()} at epoch {self.epoch + 1} (batch {index}); the run diverged "
+                "and nothing is saved from this step. Lower lr_start or grad_clip, or check the training data."
+            )
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.s.grad_clip)
         self.optimizer.step()
+        if not all(torch.isfinite(p).all() for p in self.model.parameters()):
+            raise FloatingPointError(
+                f"The weights became non-finite at epoch {self.epoch + 1} (batch {index}); the run diverged. "
+                "Lower lr_start or grad_clip."
+            )
         return loss.item(), mse.item()
 
     def evaluate(self) -> dict[str, float]:
@@ -185,18 +207,17 @@ class Trainer:
     def save(self) -> Path:
         """Write the checkpoint (two-file layout) and the trainer state for resuming."""
         self.out.mkdir(parents=True, exist_ok=True)
-        weights, _ = save_model(self.model, self.out / "checkpoint", self.s.name)
-        torch.save(
-            {
-                "model": self.model.state_dict(),
-                "optimizer": self.optimizer.state_dict(),
-                "scheduler": self.scheduler.state_dict(),
-                "generator": self.generator.get_state(),
-                "epoch": self.epoch,
-                "settings": self._comparable_settings(),
-            },
-            self.state_path,
-        )
+        weights, _ = save_model(self.model, self.out / "checkpoint", self.s.name)  # refuses non-finite weights
+        state = {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "generator": self.generator.get_state(),
+            "epoch": self.epoch,
+            "settings": self._comparable_settings(),
+        }
+        with atomic_path(self.state_path) as tmp:
+            torch.save(state, tmp)
         return weights
 
     def fit(self, progress: bool = True, stop_after: int | None = None) -> list[dict]:
