@@ -128,6 +128,7 @@ def test_quick_run_writes_results_table_and_plots(tmp_path, tasks, released_mode
 
 
 def test_regenerated_trajectory_matches_the_stored_one():
+    _require(SHARED / "data" / "dysts" / "index.json")
     stored = bench_data.load_dysts("Lorenz")
     regenerated = bench_data.regenerate_dysts("Lorenz")  # DOP853, rtol = atol = 1e-10, 50 points per period
     assert regenerated.shape == stored.shape
