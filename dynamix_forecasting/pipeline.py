@@ -16,7 +16,6 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from . import preprocessing
 from .checkpoint import DEFAULT_MODEL, load_model
 from .inputs import SeriesBatch, as_series_batch, check_bool, check_guard, check_seed, positive_int
 from .memory import check_memory
@@ -30,6 +29,7 @@ from .preprocessing import (
     min_context_length,
     positional_taus,
 )
+from .preprocessing import standardize as standardize_series
 from .rollout import NoiseStreams, choose_backend, rollout
 
 # A standardized series whose forecast leaves this multiple of its context's range counts as diverged.
@@ -52,14 +52,6 @@ class _Prepared:
     nonstationary: NonstationaryTransform | None = None
     constant: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
     constant_values: np.ndarray = field(default_factory=lambda: np.zeros(0))
-
-
-def _check_horizon(horizon: Any) -> int:
-    if isinstance(horizon, bool) or not isinstance(horizon, int | np.integer):
-        raise TypeError(f"horizon must be a positive int, got {type(horizon).__name__} {horizon!r}.")
-    if horizon <= 0:
-        raise ValueError(f"horizon must be a positive int, got {horizon}.")
-    return int(horizon)
 
 
 def quantiles(
@@ -139,7 +131,7 @@ class DynaMixPipeline:
         if fit_nonstationary:
             prep.nonstationary, data = NonstationaryTransform.fit_transform(data)
         if standardize:
-            data, prep.mean, prep.std = preprocessing.standardize(data)
+            data, prep.mean, prep.std = standardize_series(data)
         return prep, np.asarray(data, dtype=np.float32)
 
     def _embed(
@@ -263,7 +255,7 @@ class DynaMixPipeline:
         UserWarning
             If ``F > N`` and channels are forecast one by one.
         """
-        horizon = _check_horizon(horizon)
+        horizon = positive_int("horizon", horizon)
         if preprocessing_method not in EMBEDDINGS:
             raise ValueError(f"Unknown preprocessing_method {preprocessing_method!r}; choose one of {EMBEDDINGS}.")
         num_samples = positive_int("num_samples", num_samples)

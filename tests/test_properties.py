@@ -373,25 +373,9 @@ def test_random_configs_load_or_fail_clearly(tmp_path_factory, changes, drop, wr
     cut=st.one_of(st.none(), st.integers(0, 3000)),
 )
 def test_corrupted_julia_files_fail_clearly(tmp_path_factory, edits, cut):
-    from .test_reliability import _array, _bson, _struct
+    from .test_reliability import tiny_julia_model
 
-    folder = tmp_path_factory.mktemp("bson")
-    rng = np.random.default_rng(0)
-    m, n = 6, 3
-    gating = _struct(
-        "GatingNetwork",
-        [
-            _struct("Conv", [0, _array(rng.standard_normal((n, n, 2))), _array(rng.standard_normal(n))]),
-            _array(np.array([0.1])),
-            _array(rng.standard_normal((n, m))),
-            _array(rng.standard_normal((2, n + m))),
-            _array(rng.standard_normal((2, 2))),
-            _array(np.array([0.1])),
-            _array(np.full(n, 0.05)),
-        ],
-    )
-    lists = [[_array(rng.standard_normal(s)) for _ in range(2)] for s in [(m,), (m, m), (m,)]]
-    path = _bson(folder, {"model": _struct("DynaMix", [*lists, gating, n, 2, 1])})
+    path = tiny_julia_model(tmp_path_factory.mktemp("bson"))
     raw = bytearray(path.read_bytes())
     for pos, value in edits:
         if pos < len(raw):

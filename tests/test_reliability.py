@@ -25,23 +25,15 @@ from dynamix_forecasting.cli import main as cli_main
 from dynamix_forecasting.julia_bson import BSONError, dynamix_state_dict_from_bson, read_bson
 from dynamix_forecasting.memory import ForecastTooLargeError
 from dynamix_forecasting.metrics import geometrical_misalignment, mase
-from dynamix_forecasting.training import Trainer, TrainingSettings
+from dynamix_forecasting.training import Trainer
+
+from .test_training import _settings
 
 WEIGHTS = BUNDLED_DIR / "dynamix-3d-alrnn-v1.0.safetensors"
 CONFIG = BUNDLED_DIR / "config_3d-alrnn-v1.0.json"
 
 
 # --------------------------------------------------------------------------- security: trainer state
-def _tiny_settings(tmp_path: Path, files: list[str], **overrides) -> TrainingSettings:
-    values = dict(
-        M=8, N=3, Experts=3, P=1, trajectory_files=files, context_length=60, sequence_length=20, overlap=5,
-        windows_per_system=10, batch_size=4, batches_per_epoch=2, epochs=2, eval_every=0, checkpoint_every=1,
-        output_dir=str(tmp_path / "run"), name="dynamix-3d-tiny", lr_start=1e-2, lr_end=1e-3, threads=1,
-    )  # fmt: skip
-    values.update(overrides)
-    return TrainingSettings(**values)
-
-
 @pytest.fixture
 def traj_files(tmp_path):
     t = np.arange(400) * 0.1
@@ -66,12 +58,12 @@ def test_a_planted_pickle_in_the_output_dir_is_never_executed(tmp_path, traj_fil
     marker = tmp_path / "pwned"
     torch.save({"settings": _Planted(str(marker))}, run / "trainer_state.pt")
     with pytest.raises(ValueError, match="not a trainer state"):
-        Trainer(_tiny_settings(tmp_path, traj_files))
+        Trainer(_settings(tmp_path, traj_files))
     assert not marker.exists()
 
 
 def test_an_interrupted_save_keeps_the_previous_state(tmp_path, traj_files, monkeypatch):
-    trainer = Trainer(_tiny_settings(tmp_path, traj_files))
+    trainer = Trainer(_settings(tmp_path, traj_files))
     trainer.fit(progress=False, stop_after=1)
     before = (tmp_path / "run" / "trainer_state.pt").read_bytes()
 
@@ -85,7 +77,7 @@ def test_an_interrupted_save_keeps_the_previous_state(tmp_path, traj_files, monk
     monkeypatch.undo()
     assert (tmp_path / "run" / "trainer_state.pt").read_bytes() == before
     assert not [p for p in (tmp_path / "run").iterdir() if p.name.endswith(".tmp")]
-    assert Trainer(_tiny_settings(tmp_path, traj_files)).epoch == 1  # still resumable
+    assert Trainer(_settings(tmp_path, traj_files)).epoch == 1  # still resumable
 
 
 # --------------------------------------------------------------------------- security: Julia BSON
@@ -170,8 +162,8 @@ def test_bson_deep_nesting_and_self_reference(tmp_path):
     _assert_rejected_fast(path, "refers to itself")
 
 
-@pytest.mark.parametrize("count", [10**5, 10**9])
-def test_bson_expert_count_is_checked_against_the_arrays(tmp_path, count):
+def tiny_julia_model(folder: Path, stated_experts: int = 2, name: str = "model.bson") -> Path:
+    """A Julia-style DynaMix checkpoint (M=6, N=3, two experts) that states ``stated_experts`` experts."""
     rng = np.random.default_rng(0)
     m, n = 6, 3
     gating = _struct(
@@ -186,14 +178,15 @@ def test_bson_expert_count_is_checked_against_the_arrays(tmp_path, count):
             _array(np.full(n, 0.05)),
         ],
     )
-    experts = [[_array(rng.standard_normal(m)) for _ in range(2)] for _ in range(2)]
-    w_list = [_array(rng.standard_normal((m, m))) for _ in range(2)]
-    model = _struct("DynaMix", [experts[0], w_list, experts[1], gating, n, count, 1])
-    path = _bson(tmp_path, {"model": model})
-    _assert_rejected_fast(path, f"states {count} experts but stores 2")
-    ok = _bson(tmp_path, {"model": _struct("DynaMix", [experts[0], w_list, experts[1], gating, n, 2, 1])}, "ok.bson")
-    state, arch = dynamix_state_dict_from_bson(ok)  # the same file with a true count loads
-    assert arch["Experts"] == 2 and state["experts.1.W"].shape == (m, m)
+    lists = [[_array(rng.standard_normal(shape)) for _ in range(2)] for shape in [(m,), (m, m), (m,)]]
+    return _bson(folder, {"model": _struct("DynaMix", [*lists, gating, n, stated_experts, 1])}, name)
+
+
+@pytest.mark.parametrize("count", [10**5, 10**9])
+def test_bson_expert_count_is_checked_against_the_arrays(tmp_path, count):
+    _assert_rejected_fast(tiny_julia_model(tmp_path, count), f"states {count} experts but stores 2")
+    state, arch = dynamix_state_dict_from_bson(tiny_julia_model(tmp_path, 2, "ok.bson"))  # a true count loads
+    assert arch["Experts"] == 2 and state["experts.1.W"].shape == (6, 6)
 
 
 def test_bson_endless_file_is_capped(tmp_path):
@@ -525,17 +518,17 @@ def test_metric_options_are_checked():
 )
 def test_training_settings_are_validated(tmp_path, traj_files, override, match):
     with pytest.raises(ValueError, match=match):
-        _tiny_settings(tmp_path, traj_files, **override)
+        _settings(tmp_path, traj_files, **override)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message shown where torch sees no CUDA device")
 def test_cuda_setting_without_cuda(tmp_path, traj_files):
     with pytest.raises(ValueError, match="no CUDA device"):
-        _tiny_settings(tmp_path, traj_files, device="cuda")
+        _settings(tmp_path, traj_files, device="cuda")
 
 
 def test_a_diverging_run_stops_and_saves_nothing_non_finite(tmp_path, traj_files):
-    trainer = Trainer(_tiny_settings(tmp_path, traj_files, epochs=3, lr_start=1e30, lr_end=1e29, grad_clip=1e30))
+    trainer = Trainer(_settings(tmp_path, traj_files, epochs=3, lr_start=1e30, lr_end=1e29, grad_clip=1e30))
     with pytest.raises(FloatingPointError, match="diverged"):
         trainer.fit(progress=False)
     weights = tmp_path / "run" / "checkpoint" / "dynamix-3d-tiny.safetensors"
