@@ -420,16 +420,19 @@ class DynaMixPipeline:
         for r, p in enumerate(prepared):
             # Row r is series r, or channel r % F of series r // F when channels are forecast one by one.
             s, cols = (r // n_data, slice(r % n_data, r % n_data + 1)) if split else (r, slice(None))
-            f = obs[:, r::n_rows, : p.n_data].transpose(1, 0, 2).astype(np.float64)  # (K, H, n)
+            # Written in place into the output (no temporaries of the output's size): peak memory is the
+            # float32 rollout plus the float64 result.
+            f = out[:, :, s, cols]  # (K, H, n) view
+            f[...] = obs[:, r::n_rows, : p.n_data].transpose(1, 0, 2)
             if p.std is not None:
-                f = f * p.std + p.mean
+                f *= p.std
+                f += p.mean
             if p.nonstationary is not None:
-                f, clipped = p.nonstationary.inverse(f)
+                f[...], clipped = p.nonstationary.inverse(f)
                 hit = clipped.any(-1)  # (K, H)
                 saturated[r::n_rows] = np.where(hit.any(1), hit.argmax(1) + 1, 0)
             if p.constant.any():
                 f[..., p.constant] = p.constant_values[p.constant]
-            out[:, :, s, cols] = f
         if saturated.any():
             # The rollout's check is in standardized units; the inverse Box-Cox can still run away in data units.
             _warn_divergence(
