@@ -1,6 +1,6 @@
 """Inference speed of the DynaMix engine: series-steps per second, side by side for each step implementation.
 
-Cases (issue 6): (a) 1 series, context 2,000, horizon 10,000; (b) 32 series, context 512, horizon 1,000;
+Cases: (a) 1 series, context 2,000, horizon 10,000; (b) 32 series, context 512, horizon 1,000;
 (c) 256 series, context 512, horizon 200; (d) 10,000 series, context 512, horizon 100, with peak memory.
 Implementations:
 

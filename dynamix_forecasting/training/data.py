@@ -9,6 +9,7 @@ the training sequence (overlapping the context's last ``overlap`` points).
 from __future__ import annotations
 
 import json
+import os
 import warnings
 from pathlib import Path
 
@@ -16,14 +17,30 @@ import numpy as np
 import pandas as pd
 import torch
 
-SHARED_DYSTS = Path(__file__).resolve().parents[3] / "shared" / "data" / "dysts"
+#: Folder of stored dysts trajectories (``<system>.npy`` and ``index.json``), when no folder is passed.
+DYSTS_DIR_ENV = "DYNAMIX_DYSTS_DIR"
+
+
+def dysts_dir(folder: str | Path | None = None) -> Path | None:
+    """The folder of stored dysts trajectories: ``folder``, else ``$DYNAMIX_DYSTS_DIR``, else None."""
+    if folder:
+        return Path(folder)
+    env = os.environ.get(DYSTS_DIR_ENV)
+    return Path(env) if env else None
 
 
 def published_systems(index_path: str | Path | None = None) -> list[str]:
-    """The dysts systems of DynaMix's training corpus (``in_dynamix_training_set`` in the dysts index)."""
-    path = Path(index_path) if index_path else SHARED_DYSTS / "index.json"
-    if not path.exists():
-        raise FileNotFoundError(f"No dysts index at {path}; pass the system names explicitly.")
+    """The dysts systems of DynaMix's training corpus (``in_dynamix_training_set`` in the dysts index).
+
+    The index is ``index_path``, else ``$DYNAMIX_DYSTS_DIR/index.json``.
+    """
+    folder = dysts_dir()
+    path = Path(index_path) if index_path else (folder / "index.json" if folder else None)
+    if path is None or not path.exists():
+        raise FileNotFoundError(
+            f"No dysts index at {path}; pass the system names explicitly or set {DYSTS_DIR_ENV} to the folder "
+            "of stored dysts trajectories (with index.json)."
+        )
     index = json.loads(path.read_text())
     return [name for name, info in index.items() if info.get("in_dynamix_training_set") and "error" not in info]
 
@@ -44,13 +61,13 @@ def integrate_dysts(name: str, n_points: int) -> np.ndarray:
 def dysts_trajectories(
     names: list[str], n_points: int = 100_000, regenerate: bool = False, folder: str | Path | None = None
 ) -> dict[str, np.ndarray]:
-    """Trajectories by system name: the stored ones (``folder``, default ``../shared/data/dysts``) or new
+    """Trajectories by system name: the stored ones (``folder``, default ``$DYNAMIX_DYSTS_DIR``) or new
     ones integrated with ``dysts`` (DOP853, rtol = atol = 1e-10, 50 points per period)."""
     out = {}
-    folder = Path(folder) if folder else SHARED_DYSTS
+    stored = dysts_dir(folder)
     for name in names:
-        path = folder / f"{name}.npy"
-        if not regenerate and path.exists():
+        path = stored / f"{name}.npy" if stored else None
+        if not regenerate and path is not None and path.exists():
             out[name] = np.load(path)[:n_points].astype(np.float64)
             if out[name].shape[0] < n_points:
                 warnings.warn(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import time
 from pathlib import Path
 
@@ -19,7 +20,8 @@ from ..pipeline import DynaMixPipeline
 from .data import WindowSampler, dysts_trajectories, load_trajectory_file, published_systems
 from .settings import TrainingSettings
 
-EXAMPLES = Path(__file__).resolve().parents[3] / "shared" / "data" / "dynamix-examples"
+#: Folder of the DynaMix example series used for evaluation when ``eval_files`` is empty.
+EXAMPLES_DIR_ENV = "DYNAMIX_EXAMPLES_DIR"
 DEFAULT_EVAL = ("lorenz63", "chua", "sprottM")
 
 
@@ -182,7 +184,10 @@ class Trainer:
 
     def evaluate(self) -> dict[str, float]:
         """D_stsp, D_H and MASE (10 steps) of forecasts of the held-out trajectories, medians over paths and files."""
-        files = [Path(f) for f in self.s.eval_files] or [EXAMPLES / f"{n}.npy" for n in DEFAULT_EVAL]
+        examples = os.environ.get(EXAMPLES_DIR_ENV)
+        files = [Path(f) for f in self.s.eval_files] or (
+            [Path(examples) / f"{n}.npy" for n in DEFAULT_EVAL] if examples else []
+        )
         files = [f for f in files if f.exists()]
         if not files:
             return {}
