@@ -8,13 +8,9 @@ from typing import Any
 
 import numpy as np
 
+from .config import DynaMixConfig
+from .inputs import positive_int
 from .preprocessing import EMBEDDINGS
-
-
-def _positive_int(name: str, value: Any) -> None:
-    # ValueError for any bad value: sktime's and darts' parameter checks expect one error type.
-    if isinstance(value, bool | np.bool_) or not isinstance(value, int | np.integer) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {type(value).__name__} {value!r}.")
 
 
 def check_adapter_parameters(
@@ -39,14 +35,16 @@ def check_adapter_parameters(
     num_samples : int, optional
         Ensemble size, where the adapter has one.
     """
-    if not isinstance(model, str | os.PathLike | Mapping):
-        raise TypeError(f"model must be a model name, a checkpoint path or a config dict, got {type(model).__name__}.")
+    if not isinstance(model, str | os.PathLike | Mapping | DynaMixConfig):
+        raise TypeError(
+            f"model must be a model name, a checkpoint path or a config (dict or DynaMixConfig), got {type(model).__name__}."
+        )
     if preprocessing_method not in EMBEDDINGS:
         raise ValueError(f"Unknown preprocessing_method {preprocessing_method!r}; choose one of {EMBEDDINGS}.")
     if context_length is not None:
-        _positive_int("context_length", context_length)
+        positive_int("context_length", context_length)
     if num_samples is not None:
-        _positive_int("num_samples", num_samples)
+        positive_int("num_samples", num_samples)
     if random_state is not None and (
         isinstance(random_state, bool | np.bool_) or not isinstance(random_state, int | np.integer)
     ):

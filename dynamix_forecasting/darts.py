@@ -23,9 +23,9 @@ from darts.utils.serialization import add_safe_globals
 
 from .adapter_parameters import check_adapter_parameters
 from .checkpoint import DEFAULT_MODEL
-from .model_cache import ModelSpec, cached_pipeline, get_model
+from .inputs import positive_int
+from .model_cache import ModelSpec, cached_pipeline
 from .pipeline import DynaMixPipeline
-from .preprocessing import min_context_length
 
 __all__ = ["DynaMixModel"]
 
@@ -160,8 +160,8 @@ class DynaMixModel(GlobalForecastingModel):
 
     @property
     def _min_context(self) -> int:
-        # The shortest context the embedding accepts for a univariate series (the strictest case).
-        return min_context_length(1, get_model(self.model, self.device).N, self.preprocessing_method)
+        # darts asks for one length for all series: that of a univariate series, the strictest case.
+        return self._pipeline.min_context_length(1, self.preprocessing_method)
 
     @property
     def _target_window_lengths(self) -> tuple[int, int]:
@@ -305,10 +305,8 @@ class DynaMixModel(GlobalForecastingModel):
                 raise ValueError("The model was fit on several series (or not at all): pass `series` to predict().")
             series = self.training_series
         series_list, single = _as_list(series, "series")
-        if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1:
-            raise ValueError(f"n must be a positive int, got {n!r}.")
-        if not isinstance(num_samples, int | np.integer) or num_samples < 1:
-            raise ValueError(f"num_samples must be a positive int, got {num_samples!r}.")
+        positive_int("n", n)
+        positive_int("num_samples", num_samples)
         super().predict(n, series, num_samples=num_samples, verbose=verbose, show_warnings=show_warnings)
         self._check_series(series_list)
         paths = self._rollout(

@@ -163,6 +163,29 @@ class DynaMix(nn.Module):
         bound = 1.0 / np.sqrt(c.M)
         self.B = nn.Parameter((torch.rand(c.N, c.M) * 2 - 1) * bound)
 
+    @classmethod
+    def random(cls, config: DynaMixConfig | dict | None = None, seed: int = 0) -> DynaMix:
+        """A randomly initialised model, reproducible from ``seed`` (torch's global RNG is left as it was).
+
+        Parameters
+        ----------
+        config : DynaMixConfig or dict, optional
+            Architecture, e.g. ``{"M": 8, "N": 3, "Experts": 2, "P": 1}`` (default: the released sizes).
+        seed : int, default 0
+            Seed of the initialisation.
+
+        Examples
+        --------
+        >>> model = DynaMix.random({"M": 8, "N": 3, "Experts": 2, "P": 1})
+        >>> model.M, model.N
+        (8, 3)
+        """
+        if config is not None and not isinstance(config, DynaMixConfig):
+            config = DynaMixConfig.from_dict(dict(config))
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return cls(config)
+
     @property
     def N(self) -> int:
         """Observation dimension the model was trained for."""

@@ -20,40 +20,12 @@ from .config import DynaMixConfig
 from .model import DynaMix
 from .pipeline import DynaMixPipeline
 
-#: What the adapters accept as ``model``: a released name, a checkpoint path, or a config dict
-#: (a randomly initialised model, seeded, for tests and for training from scratch).
+#: What the adapters accept as ``model``: a released name, a checkpoint path, or a config (dict or
+#: DynaMixConfig: a randomly initialised model, seeded, for tests and for training from scratch).
 ModelSpec = str | os.PathLike | Mapping[str, Any] | DynaMixConfig
 
 _CACHE: dict[tuple[Any, str], DynaMix] = {}
 _LOCK = threading.Lock()
-
-
-def random_model(config: DynaMixConfig | Mapping[str, Any], seed: int = 0) -> DynaMix:
-    """A randomly initialised DynaMix, reproducible from ``seed`` (torch's global RNG is left as it was).
-
-    Parameters
-    ----------
-    config : DynaMixConfig or dict
-        Architecture, e.g. ``{"M": 8, "N": 3, "Experts": 2, "P": 1}``.
-    seed : int, default 0
-        Seed of the initialisation.
-
-    Returns
-    -------
-    DynaMix
-
-    Examples
-    --------
-    >>> from dynamix_forecasting.model_cache import random_model
-    >>> model = random_model({"M": 8, "N": 3, "Experts": 2, "P": 1})
-    >>> model.M, model.N
-    (8, 3)
-    """
-    if not isinstance(config, DynaMixConfig):
-        config = DynaMixConfig.from_dict(dict(config))
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return DynaMix(config).eval()
 
 
 def _key(spec: ModelSpec) -> Any:
@@ -94,7 +66,7 @@ def get_model(spec: ModelSpec, device: str | torch.device = "cpu") -> DynaMix:
         model = _CACHE.get(key)
         if model is None:
             if key[0][0] == "config":
-                model = random_model(spec).to(device)
+                model = DynaMix.random(spec).eval().to(device)
             else:
                 model = load_model(spec, device=device).eval()
             for p in model.parameters():

@@ -109,6 +109,17 @@ class DynaMixPipeline:
         """Load a model with :func:`~dynamix_forecasting.load_model` and wrap it."""
         return cls(load_model(name_or_path, **kwargs))
 
+    def min_context_length(self, n_channels: int, preprocessing_method: str = "pos_embedding") -> int:
+        """Shortest context of ``n_channels`` channels that ``forecast`` accepts with ``preprocessing_method``.
+
+        The one home of this rule: the adapters ask here. More channels than the model's ``N`` are forecast
+        one by one, so they need what one channel needs.
+        """
+        if preprocessing_method not in EMBEDDINGS:
+            raise ValueError(f"Unknown preprocessing_method {preprocessing_method!r}; choose one of {EMBEDDINGS}.")
+        n_model = self.model.N
+        return min_context_length(1 if n_channels > n_model else n_channels, n_model, preprocessing_method)
+
     @property
     def device(self) -> torch.device:
         """Device of the model's parameters."""
@@ -278,7 +289,7 @@ class DynaMixPipeline:
         step_kind = choose_backend(self.model, self.device, "reference" if exact else backend)
         batch = as_series_batch(context)
         n_model, n_data = self.model.N, batch.n_channels
-        need = min_context_length(1 if n_data > n_model else n_data, n_model, preprocessing_method)
+        need = self.min_context_length(n_data, preprocessing_method)
         for i, s in enumerate(batch.series):
             if s.shape[0] < need:
                 name = "the context" if len(batch.series) == 1 else f"series {i}"

@@ -16,9 +16,8 @@ from sktime.forecasting.base import BaseForecaster, ForecastingHorizon
 
 from .adapter_parameters import check_adapter_parameters
 from .checkpoint import DEFAULT_MODEL
-from .model_cache import ModelSpec, cached_pipeline, get_model
+from .model_cache import ModelSpec, cached_pipeline
 from .pipeline import DynaMixPipeline
-from .preprocessing import min_context_length
 
 __all__ = ["DynaMixForecaster"]
 
@@ -188,9 +187,7 @@ class DynaMixForecaster(BaseForecaster):
         return self
 
     def _validate_context(self) -> None:
-        n_channels = self._cur_y.shape[1]
-        model_dim = get_model(self.model, self.device).N
-        need = min_context_length(1 if n_channels > model_dim else n_channels, model_dim, self.preprocessing_method)
+        need = self._pipeline.min_context_length(self._cur_y.shape[1], self.preprocessing_method)
         for key, frame in self._contexts():
             name = "y" if key is None else f"series {key!r} of y"
             _check_spacing(frame.index, name)

@@ -20,7 +20,6 @@ import pytest
 from dynamix_forecasting import DynaMix, DynaMixPipeline, load_model
 from dynamix_forecasting.checkpoint import BUNDLED_DIR
 from dynamix_forecasting.examples import lorenz63
-from dynamix_forecasting.model_cache import random_model
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
@@ -92,4 +91,4 @@ def released_path(released_model: DynaMix) -> str:
 @pytest.fixture
 def tiny_pipeline() -> DynaMixPipeline:
     """A small randomly initialised model: fast, offline, no weights needed."""
-    return DynaMixPipeline(random_model({"M": 12, "N": 3, "Experts": 4, "P": 2}))
+    return DynaMixPipeline(DynaMix.random({"M": 12, "N": 3, "Experts": 4, "P": 2}))

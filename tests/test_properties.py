@@ -25,10 +25,9 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dynamix_forecasting import CheckpointNotFoundError, DivergenceWarning, DynaMixPipeline, load_model
+from dynamix_forecasting import CheckpointNotFoundError, DivergenceWarning, DynaMix, DynaMixPipeline, load_model
 from dynamix_forecasting.checkpoint import BUNDLED_DIR
 from dynamix_forecasting.memory import ForecastTooLargeError
-from dynamix_forecasting.model_cache import random_model
 
 OUTCOMES: Counter[str] = Counter()
 ERRORS: Counter[str] = Counter()
@@ -39,7 +38,7 @@ CLEAR_ERRORS = (ValueError, TypeError)
 #: sktime's base class answers an in-sample fh of a forecaster without in-sample predictions this way.
 SKTIME_IN_SAMPLE = "can not perform in-sample prediction"
 
-PIPELINE = DynaMixPipeline(random_model({"M": 10, "N": 3, "Experts": 3, "P": 2}, seed=1))
+PIPELINE = DynaMixPipeline(DynaMix.random({"M": 10, "N": 3, "Experts": 3, "P": 2}, seed=1))
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -326,9 +326,8 @@ def test_numba_kernel_never_raises_and_diverging_rows_leave_the_others_untouched
 
 
 def test_numba_kernel_survives_nan_states():
-    from dynamix_forecasting.model_cache import random_model
 
-    model = random_model({"M": 8, "N": 3, "Experts": 2, "P": 1})
+    model = DynaMix.random({"M": 8, "N": 3, "Experts": 2, "P": 1})
     with torch.no_grad():
         model.experts[0].W.fill_(1e30)  # overflows to inf within a few steps
     with pytest.warns(DivergenceWarning):
@@ -426,10 +425,9 @@ def test_a_fork_pool_works_after_a_forecast(tmp_path):
         """
         import multiprocessing as mp
         import numpy as np
-        from dynamix_forecasting import DynaMixPipeline
-        from dynamix_forecasting.model_cache import random_model
+        from dynamix_forecasting import DynaMix, DynaMixPipeline
 
-        pipe = DynaMixPipeline(random_model({"M": 8, "N": 3, "Experts": 2, "P": 1}))
+        pipe = DynaMixPipeline(DynaMix.random({"M": 8, "N": 3, "Experts": 2, "P": 1}))
         ctx = np.random.default_rng(0).standard_normal((100, 3))
         first = pipe.forecast([ctx, ctx[:80]], 50, seed=1)  # the parallel kernel has run in this process
 

@@ -52,7 +52,10 @@ class TrainingSettings:
     # evaluation, output
     eval_every: int = _setting(50, "evaluate on the held-out systems every this many epochs (0: never)")
     eval_files: list[str] = field(
-        default_factory=list, metadata={"help": "held-out trajectories (.npy) for D_stsp/D_H/MASE; empty: lorenz63/chua/sprottM.npy in $DYNAMIX_EXAMPLES_DIR"}
+        default_factory=list,
+        metadata={
+            "help": "held-out trajectories (.npy) for D_stsp/D_H/MASE; empty: lorenz63/chua/sprottM.npy in $DYNAMIX_EXAMPLES_DIR"
+        },
     )
     eval_context: int = _setting(2000, "context points of the evaluation forecasts")
     eval_horizon: int = _setting(2000, "steps of the evaluation forecasts")

@@ -100,10 +100,7 @@ class Trainer:
             for layer in (model.gating_network.mlp_layer1, model.gating_network.mlp_layer2):
                 layer.bias.requires_grad_(False)  # released models keep these at zero
             return model.train()
-        config = DynaMixConfig(M=s.M, N=s.N, Experts=s.Experts, P=s.P)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(s.seed)
-            return DynaMix(config).train()
+        return DynaMix.random(DynaMixConfig(M=s.M, N=s.N, Experts=s.Experts, P=s.P), s.seed).train()
 
     def _sampler(self) -> WindowSampler:
         s = self.s
