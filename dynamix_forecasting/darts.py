@@ -18,8 +18,12 @@ import numpy as np
 import pandas as pd
 from darts import TimeSeries
 from darts.models.forecasting.forecasting_model import GlobalForecastingModel
-from darts.utils.historical_forecasts.optimized_historical_forecasts_torch import _create_dataset_bounds
 from darts.utils.serialization import add_safe_globals
+
+try:  # the one private darts helper used: which windows historical_forecasts asks for (start, stride, ...)
+    from darts.utils.historical_forecasts.optimized_historical_forecasts_torch import _create_dataset_bounds
+except ImportError:  # pragma: no cover - a darts release that moved it: darts' own per-window loop is used
+    _create_dataset_bounds = None
 
 from .adapter_parameters import check_adapter_parameters
 from .checkpoint import DEFAULT_MODEL
@@ -325,7 +329,10 @@ class DynaMixModel(GlobalForecastingModel):
     # ------------------------------------------------------------------ batched historical forecasts
 
     def _check_optimizable_historical_forecasts(self, retrain: Any) -> bool:
-        # Without retraining every window is a plain forecast from its past: batch them all.
+        # Without retraining every window is a plain forecast from its past: batch them all (when darts'
+        # window bookkeeping is available; otherwise darts forecasts window by window, same results).
+        if _create_dataset_bounds is None:
+            return False
         return retrain is False or (isinstance(retrain, int) and not isinstance(retrain, bool) and retrain == 0)
 
     def _optimized_historical_forecasts(

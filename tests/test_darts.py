@@ -187,3 +187,17 @@ def test_batched_windows_are_darts_windows(kwargs):
     loop = model.historical_forecasts(**common, enable_optimization=False)
     assert [w.time_index.tolist() for w in fast] == [w.time_index.tolist() for w in loop]
     np.testing.assert_allclose(np.stack([w.values() for w in fast]), np.stack([w.values() for w in loop]), atol=1e-4)
+
+
+def test_darts_ensembles_and_conformal_models_take_dynamix():
+    from darts.models import ConformalNaiveModel, NaiveEnsembleModel, NaiveSeasonal
+
+    series = TimeSeries.from_values(np.sin(np.arange(200) / 5.0))
+    tiny = {"M": 8, "N": 3, "Experts": 2, "P": 1}
+    alone = DynaMixModel(model=tiny, random_state=0).fit(series).predict(10).values()
+    seasonal = NaiveSeasonal(K=31).fit(series).predict(10).values()
+    ensemble = NaiveEnsembleModel([DynaMixModel(model=tiny, random_state=0), NaiveSeasonal(K=31)]).fit(series)
+    np.testing.assert_allclose(ensemble.predict(10).values(), (alone + seasonal) / 2, rtol=1e-6)
+    conformal = ConformalNaiveModel(DynaMixModel(model=tiny, random_state=0).fit(series), quantiles=[0.1, 0.5, 0.9])
+    paths = conformal.predict(5, series=series, num_samples=200).all_values()
+    assert paths.shape == (5, 1, 200) and np.isfinite(paths).all() and paths.std(-1).min() > 0
