@@ -1,4 +1,4 @@
-"""``dynamix-bench``: run the benchmark tracks, keep a resumable long CSV, write the summary and the plots.
+"""``python -m benchmarks``: run the benchmark tracks, keep a resumable long CSV, write the summary and the plots.
 
 Tracks: ``ts`` (Chronos Benchmark II, fev protocol), ``dsr`` (dynamical systems, the DynaMix paper's
 protocol), ``speed`` (seconds per forecast and series-steps per second on the same inputs).
@@ -202,7 +202,7 @@ def run_speed(models: list[BenchModel], results: Results, quick: bool) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="dynamix-bench", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
     parser.add_argument("--track", choices=["ts", "dsr", "speed", "all"], default="all")
     parser.add_argument("--models", help="comma-separated model names (default: all of the track)")
     parser.add_argument("--tasks", help="comma-separated time-series tasks or dysts systems (default: all)")

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import numbers
+import sys
 import warnings
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 import torch
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 #: Largest magnitude a context may hold: the model and tensor outputs are float32.
 FLOAT32_MAX = float(np.finfo(np.float32).max)
@@ -49,6 +52,8 @@ def _check_time_index(index: pd.Index, what: str) -> None:
     DynaMix reads the rows in order as equally spaced steps, so a shuffled, newest-first or duplicated
     index would silently forecast the wrong thing.
     """
+    import pandas as pd
+
     if isinstance(index, pd.MultiIndex) or (
         index.dtype == object and len(index) and isinstance(index[0], pd.Timestamp)
     ):
@@ -93,7 +98,8 @@ def _check_time_index(index: pd.Index, what: str) -> None:
 def _to_numpy(obj: Any, what: str) -> np.ndarray:
     if isinstance(obj, torch.Tensor):
         obj = obj.detach().cpu().numpy()
-    elif isinstance(obj, pd.Series | pd.DataFrame):
+    elif (pd := sys.modules.get("pandas")) is not None and isinstance(obj, pd.Series | pd.DataFrame):
+        # pandas is only imported by whoever made a pandas object: no import cost for everyone else.
         _check_time_index(obj.index, what)
         obj = obj.to_numpy()
     elif hasattr(obj, "to_numpy") and hasattr(obj, "index"):  # other frame-like objects

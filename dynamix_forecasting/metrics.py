@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from scipy.ndimage import gaussian_filter1d
 
 #: Most histogram cells of the binned D_stsp (n_bins ** dimensions); 30 bins in 3-D are 27,000.
 MAX_CELLS = 20_000_000
@@ -157,6 +156,8 @@ def _smoothed_spectrum(x: np.ndarray, smoothing: float) -> np.ndarray:
     std = x.std()
     z = (x - x.mean()) / (std if std > 0 else 1.0)
     spectrum = np.abs(np.fft.rfft(z)) ** 2 * 2 / len(z)
+    from scipy.ndimage import gaussian_filter1d  # loaded on first use: importing the package stays quick
+
     smoothed = gaussian_filter1d(spectrum, smoothing)
     return smoothed / smoothed.sum()
 

@@ -15,22 +15,19 @@ float32 precision).
 from __future__ import annotations
 
 import os
+import sys
 import threading
 
+import numba
 import numpy as np
 import torch
+from numba import njit, prange
 
-try:
-    import numba
-    from numba import njit, prange
-
-    # GNU OpenMP (numba's default layer where libgomp is found) hangs a process forked after a parallel
-    # region (multiprocessing's default start method on Linux, joblib's "multiprocessing" backend).
-    # "forksafe" picks TBB, a fork-safe OpenMP or numba's own workqueue. A user's choice is kept.
-    if "NUMBA_THREADING_LAYER" not in os.environ:
-        numba.config.THREADING_LAYER = "forksafe"
-except ImportError:  # pragma: no cover - numba is a dependency; the torch path is the fallback
-    numba = None
+# GNU OpenMP (numba's default layer where libgomp is found) hangs a process forked after a parallel
+# region (multiprocessing's default start method on Linux, joblib's "multiprocessing" backend).
+# "forksafe" picks TBB, a fork-safe OpenMP or numba's own workqueue. A user's choice is kept.
+if "NUMBA_THREADING_LAYER" not in os.environ:
+    numba.config.THREADING_LAYER = "forksafe"
 
 # Reassociation and contraction let the reductions vectorize; NaN/inf semantics are kept (no
 # 'nnan'/'ninf'), because a diverging forecast must stay visibly non-finite.
@@ -44,8 +41,6 @@ _LN2_LO = np.float32(-2.12194440e-4)
 _EXP_MIN = np.float32(-40.0)
 _P0, _P1, _P2 = np.float32(1.9875691500e-4), np.float32(1.3981999507e-3), np.float32(8.3334519073e-3)
 _P3, _P4, _P5 = np.float32(4.1665795894e-2), np.float32(1.6666665459e-1), np.float32(5.0000001201e-1)
-
-AVAILABLE = numba is not None
 
 
 def _attend(frames, encoded, y, t0, inv_t1, logits, powers, emb):
@@ -196,8 +191,25 @@ def _kernel(
 # the kernel (a state that turns non-finite makes the attention's total 0 or NaN; that row must become
 # non-finite and be reported as diverged while the other rows carry on).
 _JIT = {"fastmath": _FASTMATH, "cache": True, "nogil": True, "error_model": "numpy"}
-_attend = njit(**_JIT)(_attend) if AVAILABLE else _attend
-_compiled = njit(parallel=True, **_JIT)(_kernel) if AVAILABLE else None
+_attend = njit(**_JIT)(_attend)
+_compiled = njit(parallel=True, **_JIT)(_kernel)
+
+
+def _announce_first_compilation() -> None:
+    """One line on stderr when the kernel is about to be compiled (not loaded from numba's on-disk cache)."""
+    if _compiled.signatures:
+        return  # compiled or loaded in this process already
+    try:
+        index = _compiled._cache._cache_file._index_path  # numba's cache index of this function
+        cached = os.path.exists(index)
+    except AttributeError:  # pragma: no cover - numba internals moved: stay silent rather than wrong
+        return
+    if not cached:
+        print(
+            "dynamix: compiling the CPU rollout kernel (numba; once per installation, a few seconds)...",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def _encode_rowwise(frames: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
@@ -270,6 +282,7 @@ class NumbaAlrnnRollout:
         threads = max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
         # The workqueue threading layer must not be entered from two threads at once.
         with _LOCK:
+            _announce_first_compilation()
             numba.set_num_threads(threads)
             _compiled(
                 z,

@@ -16,8 +16,6 @@ from functools import lru_cache
 
 import numpy as np
 import torch
-from scipy import optimize, stats
-from scipy.signal import find_peaks
 
 EMBEDDINGS = ("pos_embedding", "delay_embedding", "delay_embedding_random", "zero_embedding")
 
@@ -63,6 +61,8 @@ def autocorrelations(x: np.ndarray, nlags: int) -> np.ndarray:
 
 
 def _tau_from_acf(acf: np.ndarray, min_lag: int) -> int:
+    from scipy.signal import find_peaks  # scipy's submodules load lazily: importing the package stays quick
+
     peaks, _ = find_peaks(acf)
     valid = peaks[peaks > min_lag]
     if valid.size:
@@ -277,6 +277,8 @@ class NonstationaryTransform:
     @classmethod
     def fit_transform(cls, data: np.ndarray) -> tuple[NonstationaryTransform, np.ndarray]:
         """Fit the transforms on a context ``(T, n)`` and return them with the transformed float32 context."""
+        from scipy import stats
+
         t_len, n_data = data.shape
         x, mean, std = standardize(data)
         lambdas, offsets, trend = np.ones(n_data), np.zeros(n_data), np.zeros((n_data, 3))
@@ -345,6 +347,8 @@ def _fit_power_trend(col: np.ndarray, t: np.ndarray) -> np.ndarray:
     # Least squares for a * t**b + c with b in [0, 3], L-BFGS-B from (0, 1, first value) as published.
     def sse(p: np.ndarray) -> float:
         return float(np.sum((col - _power_trend(t, p)) ** 2))
+
+    from scipy import optimize
 
     result = optimize.minimize(
         sse,

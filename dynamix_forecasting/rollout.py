@@ -20,7 +20,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import numba_rollout
 from .model import AlmostLinearRNNExpert, DynaMix
 
 NOISE_BLOCK = 256
@@ -164,10 +163,10 @@ def choose_backend(model: DynaMix, device: torch.device, backend: str = "auto") 
                 "Use backend='reference' or 'auto'."
             )
         return "reference"
-    if backend == "numba" and (not numba_rollout.AVAILABLE or device.type != "cpu"):
-        raise ValueError("backend='numba' needs the numba package and a CPU device; use backend='torch'.")
+    if backend == "numba" and device.type != "cpu":
+        raise ValueError("backend='numba' needs a CPU device; use backend='torch'.")
     if backend == "auto":
-        return "numba" if numba_rollout.AVAILABLE and device.type == "cpu" else "torch"
+        return "numba" if device.type == "cpu" else "torch"
     return backend
 
 
@@ -235,6 +234,8 @@ def rollout(
     kind = choose_backend(model, device, backend)
     probabilistic = any(hasattr(e, "sigma") for e in model.experts)
     if kind == "numba":
+        from . import numba_rollout  # numba loads on the first CPU forecast, not at import
+
         # Only the contexts these rows use are prepared (a chunk of a large batch uses few of them).
         used, ctx_index = torch.unique(rows, return_inverse=True)
         context = context.index_select(1, used)

@@ -577,3 +577,21 @@ def test_cli_demo_with_one_sample(tmp_path, capsys):
     frame = pd.read_csv(out / "lorenz63_forecast.csv")
     assert frame.shape[0] == 300 and np.isfinite(frame[["x", "y", "z"]].to_numpy()).all()
     assert (out / "lorenz63_long_attractor.png").stat().st_size > 1000
+
+
+@pytest.mark.slow
+def test_first_compilation_is_announced_once(tmp_path):
+    code = (
+        "import numpy as np\n"
+        "from dynamix_forecasting import DynaMix, DynaMixPipeline\n"
+        "p = DynaMixPipeline(DynaMix.random({'M': 8, 'N': 3, 'Experts': 2, 'P': 1}))\n"
+        "p.forecast(np.ones((50, 3)) * np.arange(50)[:, None], 5, seed=0)\n"
+        "p.forecast(np.ones((50, 3)) * np.arange(50)[:, None], 5, seed=0)\n"
+    )
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache")}
+    runs = [
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300) for _ in "ab"
+    ]
+    assert all(r.returncode == 0 for r in runs), runs[0].stderr[-2000:]
+    assert runs[0].stderr.count("compiling the CPU rollout kernel") == 1  # a fresh cache: compiled, said once
+    assert "compiling" not in runs[1].stderr  # loaded from the cache: silent
