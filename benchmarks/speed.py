@@ -33,7 +33,7 @@ CASES = {
     "c": (256, 512, 200),
     "d": (10_000, 512, 100),
 }
-BACKENDS = {"plain": dict(exact=True), "torch": dict(backend="torch"), "numba": dict(backend="numba")}
+BACKENDS = {"plain": dict(backend="reference"), "torch": dict(backend="torch"), "numba": dict(backend="numba")}
 
 
 def contexts(n_series: int, length: int) -> np.ndarray:

@@ -248,7 +248,7 @@ class DynaMixModel(GlobalForecastingModel):
         self, contexts: list[np.ndarray], n: int, num_samples: int, seed: int | None, verbose: bool
     ) -> np.ndarray:
         """``(S, n, C, K)`` sample paths for all contexts, one batched engine call."""
-        paths = self._pipeline.forecast(
+        paths = self._pipeline.sample_paths(
             contexts,
             n,
             preprocessing_method=self.preprocessing_method,
@@ -258,8 +258,6 @@ class DynaMixModel(GlobalForecastingModel):
             seed=seed,
             progress=bool(verbose),
         )
-        if num_samples == 1:
-            paths = paths[None]
         return paths.transpose(2, 1, 3, 0)  # (K, n, S, C) -> (S, n, C, K)
 
     def predict(

@@ -103,7 +103,7 @@ def _kernel(
     a, h, w, relu_from, bound, out,
 ):  # fmt: skip
     batch, m_dim = z.shape
-    steps, _, n_obs = out.shape
+    _, steps, n_obs = out.shape
     n_dim, t_frames = frames.shape[1], frames.shape[2]
     n_exp = a.shape[0]
     jm = w.shape[1]
@@ -182,7 +182,7 @@ def _kernel(
                     v = -lim
                 zb[k] = v
             for o in range(n_obs):
-                out[s, b, o] = zb[o]
+                out[b, s, o] = zb[o]
         for k in range(m_dim):
             z[b, k] = zb[k]
 
@@ -231,61 +231,64 @@ def _encode_rowwise(frames: np.ndarray, weight: np.ndarray, bias: np.ndarray) ->
     return out
 
 
-class NumbaAlrnnRollout:
-    """Blocks of rollout steps of an AL-RNN DynaMix, for contexts shared by several rows.
+class NumbaStep:
+    """The compiled kernel as a rollout backend: whole blocks of steps per call, rows sharing contexts.
 
-    Parameters
-    ----------
-    model : DynaMix
-        A model with deterministic almost-linear RNN experts.
-    context : torch.Tensor
-        Embedded contexts ``(T, S, N)`` (one per distinct series; rows refer to them by index).
-    ctx_index : numpy.ndarray
-        ``(B,)`` context of each row.
-    first_frame : numpy.ndarray
-        ``(B,)`` first real attention frame of each row (left-padded contexts start later).
+    Parameters are those of every backend (see :mod:`dynamix_forecasting.rollout`): ``contexts``
+    ``(S, T, N)`` with their ``lengths`` (left-padded), ``rows`` ``(B,)`` context of each row, ``z0``
+    ``(B, M)``, ``bound`` ``(B,)`` or None, and ``n_obs`` recorded entries.
     """
 
-    def __init__(self, model, context: torch.Tensor, ctx_index: np.ndarray, first_frame: np.ndarray) -> None:
-        gate = model.gating_network
-        n = model.N
-        as32 = lambda t: np.ascontiguousarray(t.detach().cpu().numpy(), dtype=np.float32)  # noqa: E731
-        with torch.no_grad():
-            frames = as32(context.permute(1, 2, 0))  # (S, N, T): channel-major
-            self.frames = np.ascontiguousarray(frames[:, :, :-1])
-            self.encoded = _encode_rowwise(frames, as32(gate.conv.weight), as32(gate.conv.bias))
-            w1 = gate.mlp_layer1.weight
-            self.params = (
-                as32(gate.D),
-                as32(gate.sigma),
-                np.float32(1.0 / abs(float(gate.softmax_temp1))),
-                as32(w1[:, :n]),
-                as32(w1[:, n:]),
-                as32(gate.mlp_layer1.bias),
-                as32(gate.mlp_layer2.weight),
-                as32(gate.mlp_layer2.bias),
-                np.float32(1.0 / abs(float(gate.softmax_temp2))),
-                as32(torch.stack([e.A for e in model.experts])),
-                as32(torch.stack([e.h for e in model.experts])),
-                as32(torch.cat([e.W.T for e in model.experts], dim=1)),  # (M, J*M): [q, j*M + k] = W_j[k, q]
-                np.int64(model.M - model.config.P),
-            )
-        self.ctx_index = np.ascontiguousarray(ctx_index, dtype=np.int64)
-        self.first_frame = np.ascontiguousarray(first_frame, dtype=np.int64)
-        self._dummy_eps = np.zeros((1, 1, n), dtype=np.float32)
+    def __init__(self, model, contexts: torch.Tensor, lengths: torch.Tensor, rows: torch.Tensor, z0, bound, n_obs):
+        from .rollout import PackedWeights
 
-    def run(self, z: np.ndarray, steps: int, eps: np.ndarray | None, bound: np.ndarray, n_obs: int) -> np.ndarray:
-        """Advance ``z`` ``(B, M)`` in place by ``steps`` steps; returns the observations ``(steps, B, n_obs)``."""
-        out = np.empty((steps, z.shape[0], n_obs), dtype=np.float32)
+        def as32(t: torch.Tensor) -> np.ndarray:
+            return np.ascontiguousarray(t.detach().cpu().numpy(), dtype=np.float32)
+
+        # Only the contexts these rows use are prepared (a chunk of a large batch uses few of them).
+        used, ctx_index = torch.unique(rows, return_inverse=True)
+        frames = as32(contexts.index_select(0, used).transpose(1, 2))  # (S, N, T): channel-major, vectorizes
+        w = PackedWeights.of(model)
+        self.frames = np.ascontiguousarray(frames[:, :, :-1])
+        self.encoded = _encode_rowwise(frames, as32(w.conv_weight), as32(w.conv_bias))
+        self.params = (
+            as32(w.d),
+            as32(w.sigma),
+            np.float32(w.inv_t1),
+            as32(w.w1e),
+            as32(w.w1z),
+            as32(w.b1),
+            as32(w.w2),
+            as32(w.b2),
+            np.float32(w.inv_t2),
+            as32(w.a),
+            as32(w.h),
+            as32(w.w_all),
+            np.int64(w.relu_from),
+        )
+        self.ctx_index = np.ascontiguousarray(ctx_index.cpu().numpy(), dtype=np.int64)
+        # Padding sits at the start: the first real attention frame is T - length.
+        first = (contexts.shape[1] - lengths.index_select(0, used)).cpu().numpy()
+        self.first_frame = np.ascontiguousarray(first[self.ctx_index], dtype=np.int64)
+        # A private copy: the kernel advances it in place (the caller's z0 must not change).
+        self.z = np.array(z0.detach().cpu().numpy(), dtype=np.float32, order="C", copy=True)
+        batch = self.z.shape[0]
+        self.bound = np.full(batch, np.inf, np.float32) if bound is None else as32(bound)
+        self.n_obs = n_obs
+        self._dummy_eps = np.zeros((1, 1, contexts.shape[2]), dtype=np.float32)
+
+    def advance(self, eps: torch.Tensor | None, expert_eps: torch.Tensor | None, steps: int) -> torch.Tensor:
+        """Advance the rows ``steps`` steps (noise ``(steps, B, N)`` or None); observations ``(B, steps, n_obs)``."""
+        out = np.empty((self.z.shape[0], steps, self.n_obs), dtype=np.float32)
         use_noise = eps is not None
-        noise = np.ascontiguousarray(eps, dtype=np.float32) if use_noise else self._dummy_eps
+        noise = np.ascontiguousarray(eps.cpu().numpy(), dtype=np.float32) if use_noise else self._dummy_eps
         threads = max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
         # The workqueue threading layer must not be entered from two threads at once.
         with _LOCK:
             _announce_first_compilation()
             numba.set_num_threads(threads)
             _compiled(
-                z,
+                self.z,
                 self.frames,
                 self.encoded,
                 self.ctx_index,
@@ -293,7 +296,7 @@ class NumbaAlrnnRollout:
                 noise,
                 use_noise,
                 *self.params,
-                bound,
+                self.bound,
                 out,
             )
-        return out
+        return torch.from_numpy(out)

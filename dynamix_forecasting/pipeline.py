@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -30,7 +30,7 @@ from .preprocessing import (
     positional_taus,
 )
 from .preprocessing import standardize as standardize_series
-from .rollout import NoiseStreams, choose_backend, rollout
+from .rollout import BACKENDS, NoiseStreams, choose_backend, rollout
 
 # A standardized series whose forecast leaves this multiple of its context's range counts as diverged.
 DIVERGENCE_FACTOR = 10.0
@@ -40,18 +40,70 @@ class DivergenceWarning(RuntimeWarning):
     """A forecast left the range of its context by far, or became non-finite."""
 
 
-@dataclass
-class _Prepared:
-    """One series after preprocessing, with what is needed to invert it."""
+@dataclass(frozen=True)
+class _Inverse:
+    """What undoes one row's preprocessing on its forecast (data units, float64)."""
 
-    embedded: np.ndarray
-    x0: np.ndarray
     n_data: int
-    mean: np.ndarray | None = None
-    std: np.ndarray | None = None
-    nonstationary: NonstationaryTransform | None = None
-    constant: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
-    constant_values: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    mean: np.ndarray | None
+    std: np.ndarray | None
+    nonstationary: NonstationaryTransform | None
+    constant: np.ndarray
+    constant_values: np.ndarray
+
+    def apply(self, f: np.ndarray) -> np.ndarray:
+        """Invert ``f`` ``(K, H, n)`` in place; returns each sample's first step (1-based) where the inverse
+        Box-Cox had to be bounded, 0 where it never was."""
+        saturated = np.zeros(f.shape[0], dtype=np.int64)
+        if self.std is not None:
+            f *= self.std
+            f += self.mean
+        if self.nonstationary is not None:
+            f[...], clipped = self.nonstationary.inverse(f)
+            hit = clipped.any(-1)  # (K, H)
+            saturated = np.where(hit.any(1), hit.argmax(1) + 1, 0)
+        if self.constant.any():
+            f[..., self.constant] = self.constant_values[self.constant]
+        return saturated
+
+
+def _transform_row(series: np.ndarray, standardize: bool, fit_nonstationary: bool) -> tuple[np.ndarray, _Inverse]:
+    """Non-stationary transforms and standardization of one series: the float32 data the model sees and the
+    inverse. Statistics are per series and accurate for any scale and offset (see
+    :func:`~dynamix_forecasting.preprocessing.standardize`), so a forecast does not depend on the other series
+    of a batch, nor (beyond float32 rounding of the standardized context) on the series' scale and offset."""
+    data, mean, std, nonstationary = series, None, None, None
+    if fit_nonstationary:
+        nonstationary, data = NonstationaryTransform.fit_transform(data)
+    if standardize:
+        data, mean, std = standardize_series(data)
+    constant = np.ptp(series, axis=0) == 0
+    inverse = _Inverse(series.shape[1], mean, std, nonstationary, constant, series[0].copy())
+    return np.asarray(data, dtype=np.float32), inverse
+
+
+def _embed_row(
+    data: np.ndarray,
+    inverse: _Inverse,
+    initial_x: np.ndarray | None,
+    n_model: int,
+    method: str,
+    rng: np.random.Generator,
+    tau: int | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Embedding up to the model's ``N`` channels and the initial condition of one series: ``(embedded, x0)``."""
+    embedded = embed(data, n_model, method, rng, tau=tau)
+    if embedded.shape[0] < 2:
+        raise ValueError(
+            f"A context of {data.shape[0]} points leaves {embedded.shape[0]} frame(s) after {method}; "
+            f"DynaMix needs at least 2. Pass a longer context (at least "
+            f"{min_context_length(data.shape[1], n_model, method)} points) or use preprocessing_method='zero_embedding'."
+        )
+    if initial_x is None:
+        return embedded, embedded[-1]
+    x = initial_x if inverse.std is None else (initial_x - inverse.mean) / inverse.std
+    x = x.astype(np.float32)
+    return embedded, x if x.shape[0] == n_model else complete_initial_condition(x, embedded)
 
 
 def quantiles(
@@ -125,53 +177,6 @@ class DynaMixPipeline:
         """Device of the model's parameters."""
         return self.model.B.device
 
-    def _transform(
-        self, series: np.ndarray, standardize: bool, fit_nonstationary: bool
-    ) -> tuple[_Prepared, np.ndarray]:
-        """Non-stationary transforms and standardization of one series.
-
-        Statistics are per series and accurate for any scale and offset (see :func:`standardize`), so a
-        forecast does not depend on the other series of a batch, nor (beyond float32 rounding of the
-        standardized context) on the series' scale and offset.
-        """
-        constant = np.ptp(series, axis=0) == 0
-        prep = _Prepared(
-            series, np.zeros(self.model.N), series.shape[1], constant=constant, constant_values=series[0].copy()
-        )
-        data = series
-        if fit_nonstationary:
-            prep.nonstationary, data = NonstationaryTransform.fit_transform(data)
-        if standardize:
-            data, prep.mean, prep.std = standardize_series(data)
-        return prep, np.asarray(data, dtype=np.float32)
-
-    def _embed(
-        self,
-        prep: _Prepared,
-        data: np.ndarray,
-        initial_x: np.ndarray | None,
-        method: str,
-        rng: np.random.Generator,
-        tau: int | None = None,
-    ) -> _Prepared:
-        """Embedding up to the model's ``N`` channels and the initial condition of one series."""
-        n_model = self.model.N
-        embedded = embed(data, n_model, method, rng, tau=tau)
-        if embedded.shape[0] < 2:
-            raise ValueError(
-                f"A context of {data.shape[0]} points leaves {embedded.shape[0]} frame(s) after {method}; "
-                f"DynaMix needs at least 2. Pass a longer context (at least "
-                f"{min_context_length(data.shape[1], n_model, method)} points) or use preprocessing_method='zero_embedding'."
-            )
-        prep.embedded = embedded
-        if initial_x is None:
-            prep.x0 = embedded[-1]
-        else:
-            x = initial_x if prep.std is None else (initial_x - prep.mean) / prep.std
-            x = x.astype(np.float32)
-            prep.x0 = x if x.shape[0] == n_model else complete_initial_condition(x, embedded)
-        return prep
-
     def _initial_x_rows(self, initial_x: Any, batch: SeriesBatch, split: bool) -> list[np.ndarray | None]:
         n_series, n_data = len(batch.series), batch.n_channels
         if initial_x is None:
@@ -207,7 +212,6 @@ class DynaMixPipeline:
         divergence_guard: float | None = None,
         batch_size: int | None = None,
         progress: bool = False,
-        exact: bool | None = None,
         backend: str = "auto",
     ) -> np.ndarray | torch.Tensor:
         """Forecast ``horizon`` steps ahead of each context series.
@@ -244,14 +248,12 @@ class DynaMixPipeline:
             Roll out at most this many (series x samples) rows at a time to bound memory.
         progress : bool, default False
             Show a progress bar over the rollout.
-        exact : bool, optional
-            Run the reference step, which repeats the published implementation's float32 arithmetic
-            operation for operation (bit-identical deterministic forecasts), instead of the fused fast
-            step (equal maths, different rounding order). Default: exact when ``noise=False``.
         backend : str, default "auto"
-            Implementation of the fast step when not exact: ``"numba"`` (compiled CPU kernel, the
-            default on CPUs), ``"torch"`` (fused batched torch ops, the default on GPUs) or
-            ``"auto"``.
+            The step implementation: ``"reference"`` repeats the published implementation's float32
+            arithmetic operation for operation (bit-identical deterministic forecasts); ``"numba"`` (the
+            compiled CPU kernel) and ``"torch"`` (fused batched torch ops, for GPUs) compute the same maths
+            in another rounding order, much faster. ``"auto"``: the reference step when ``noise=False``,
+            else numba on CPUs and torch on GPUs.
 
         Returns
         -------
@@ -266,6 +268,92 @@ class DynaMixPipeline:
         UserWarning
             If ``F > N`` and channels are forecast one by one.
         """
+        paths, batch = self._paths(
+            context,
+            horizon,
+            preprocessing_method=preprocessing_method,
+            standardize=standardize,
+            fit_nonstationary=fit_nonstationary,
+            initial_x=initial_x,
+            num_samples=num_samples,
+            seed=seed,
+            noise=noise,
+            divergence_guard=divergence_guard,
+            batch_size=batch_size,
+            progress=progress,
+            backend=backend,
+            stacklevel=3,
+        )
+        out = paths
+        if batch.layout in ("1d", "2d"):
+            out = out[:, :, 0]
+            if batch.layout == "1d":
+                out = out[..., 0]
+        if num_samples == 1:
+            out = out[0]
+        if batch.as_torch:
+            return torch.as_tensor(out, dtype=torch.float32, device=batch.device)
+        return out
+
+    def sample_paths(
+        self,
+        context: Any,
+        horizon: int,
+        *,
+        preprocessing_method: str = "pos_embedding",
+        standardize: bool = True,
+        fit_nonstationary: bool = False,
+        initial_x: Any = None,
+        num_samples: int = 1,
+        seed: int | None = None,
+        noise: bool = True,
+        divergence_guard: float | None = None,
+        batch_size: int | None = None,
+        progress: bool = False,
+        backend: str = "auto",
+    ) -> np.ndarray:
+        """Sample paths of every series as one float64 array ``(samples, horizon, series, channels)``.
+
+        The call behind :meth:`forecast` (which only drops the axes the input did not have) and the
+        adapters; the options are those of :meth:`forecast`.
+        """
+        paths, _ = self._paths(
+            context,
+            horizon,
+            preprocessing_method=preprocessing_method,
+            standardize=standardize,
+            fit_nonstationary=fit_nonstationary,
+            initial_x=initial_x,
+            num_samples=num_samples,
+            seed=seed,
+            noise=noise,
+            divergence_guard=divergence_guard,
+            batch_size=batch_size,
+            progress=progress,
+            backend=backend,
+            stacklevel=3,
+        )
+        return paths
+
+    def _paths(
+        self,
+        context: Any,
+        horizon: int,
+        *,
+        preprocessing_method: str,
+        standardize: bool,
+        fit_nonstationary: bool,
+        initial_x: Any,
+        num_samples: int,
+        seed: int | None,
+        noise: bool,
+        divergence_guard: float | None,
+        batch_size: int | None,
+        progress: bool,
+        backend: str,
+        stacklevel: int,
+    ) -> tuple[np.ndarray, SeriesBatch]:
+        """Validate, preprocess, roll out and invert: ``(K, H, S, F)`` paths and the parsed input."""
         horizon = positive_int("horizon", horizon)
         if preprocessing_method not in EMBEDDINGS:
             raise ValueError(f"Unknown preprocessing_method {preprocessing_method!r}; choose one of {EMBEDDINGS}.")
@@ -273,8 +361,6 @@ class DynaMixPipeline:
         for name, flag in (("standardize", standardize), ("fit_nonstationary", fit_nonstationary), ("noise", noise),
                            ("progress", progress)):  # fmt: skip
             check_bool(name, flag)
-        if exact is not None:
-            check_bool("exact", exact)
         seed = check_seed(seed)
         if initial_x is not None and fit_nonstationary:
             raise ValueError(
@@ -283,10 +369,9 @@ class DynaMixPipeline:
             )
         divergence_guard = check_guard(divergence_guard)
         batch_size = None if batch_size is None else positive_int("batch_size", batch_size)
-        if backend not in ("auto", "numba", "torch"):
-            raise ValueError(f"Unknown backend {backend!r}; choose 'auto', 'numba' or 'torch' (or pass exact=True).")
-        exact = not noise if exact is None else exact
-        step_kind = choose_backend(self.model, self.device, "reference" if exact else backend)
+        if backend not in BACKENDS:
+            raise ValueError(f"Unknown backend {backend!r}; choose one of {BACKENDS}.")
+        step_kind = choose_backend(self.model, self.device, backend, noise)
         batch = as_series_batch(context)
         n_model, n_data = self.model.N, batch.n_channels
         need = self.min_context_length(n_data, preprocessing_method)
@@ -303,7 +388,7 @@ class DynaMixPipeline:
                 f"The context has {n_data} channels but the model was trained for {self.model.N}; "
                 "each channel is forecast as its own univariate series.",
                 UserWarning,
-                stacklevel=2,
+                stacklevel=stacklevel,
             )
             rows = [s[:, [f]] for s in batch.series for f in range(n_data)]
         else:
@@ -318,18 +403,19 @@ class DynaMixPipeline:
         )
         init_rows = self._initial_x_rows(initial_x, batch, split)
         rng = np.random.default_rng(seed)
-        staged = [self._transform(r, standardize, fit_nonstationary) for r in rows]
+        staged = [_transform_row(r, standardize, fit_nonstationary) for r in rows]
         taus: list[int | None] = [None] * len(rows)
         if preprocessing_method == "pos_embedding" and len(rows) > 1 and rows[0].shape[1] < n_model:
             # The embedding periods of many series from batched FFTs (one series keeps the exact 1-D path).
-            taus = positional_taus([data for _, data in staged])
-        prepared = [
-            self._embed(prep, data, x, preprocessing_method, rng, tau)
-            for (prep, data), x, tau in zip(staged, init_rows, taus, strict=True)
+            taus = list(positional_taus([data for data, _ in staged]))
+        embedded = [
+            _embed_row(data, inverse, x, n_model, preprocessing_method, rng, tau)
+            for (data, inverse), x, tau in zip(staged, init_rows, taus, strict=True)
         ]
         obs = self._roll(
-            prepared,
-            batch.layout,
+            [e for e, _ in embedded],
+            np.stack([x0 for _, x0 in embedded]),
+            batch.layout == "list",
             horizon,
             num_samples,
             seed,
@@ -338,46 +424,59 @@ class DynaMixPipeline:
             batch_size,
             progress,
             step_kind,
+            max(inverse.n_data for _, inverse in staged),
+            stacklevel + 1,
         )
-        return self._finish(prepared, obs, batch, split, num_samples)
+        return self._invert([inverse for _, inverse in staged], obs, batch, split, num_samples, stacklevel + 1), batch
 
     def _roll(
-        self, prepared, layout, horizon, num_samples, seed, noise, guard, batch_size, progress, step_kind
+        self,
+        embedded: list[np.ndarray],
+        x0: np.ndarray,
+        keep_lengths: bool,
+        horizon: int,
+        num_samples: int,
+        seed: int | None,
+        noise: bool,
+        guard: float | None,
+        batch_size: int | None,
+        progress: bool,
+        step_kind: str,
+        n_obs: int,
+        stacklevel: int,
     ) -> np.ndarray:
-        """The rollout of every (sample, series) row: float32 ``(H, K * R, n_obs)``, rows sample-major."""
-        lengths = [p.embedded.shape[0] for p in prepared]
-        longest, shortest = max(lengths), min(lengths)
-        n_rows, n_model = len(prepared), self.model.N
-        mask = None
-        if layout != "list" or longest == shortest:
-            # Arrays are cut to the shortest embedded length, as the published pipeline does.
-            ctx = np.stack([p.embedded[-shortest:] for p in prepared])
+        """The rollout of every (sample, series) row: float32 ``(K * R, H, n_obs)``, rows sample-major."""
+        lengths = np.array([e.shape[0] for e in embedded])
+        n_rows, n_model = len(embedded), self.model.N
+        if keep_lengths:
+            # A list of series keeps each whole context: shorter ones are left-padded and the padding is
+            # masked out of the attention, so each series is forecast exactly as if it were alone.
+            t_len = int(lengths.max())
+            ctx = np.zeros((n_rows, t_len, n_model), dtype=np.float32)
+            for i, e in enumerate(embedded):
+                ctx[i, t_len - lengths[i] :] = e
         else:
-            # Unequal-length series are left-padded and the padding is masked out of the attention,
-            # so each series is forecast exactly as if it were alone.
-            ctx = np.zeros((n_rows, longest, n_model), dtype=np.float32)
-            mask = np.zeros((n_rows, longest - 1), dtype=bool)
-            for i, p in enumerate(prepared):
-                ctx[i, longest - lengths[i] :] = p.embedded
-                mask[i, longest - lengths[i] :] = True
+            # Arrays are cut to the shortest embedded length, as the published pipeline does.
+            t_len = int(lengths.min())
+            ctx = np.stack([e[-t_len:] for e in embedded]).astype(np.float32, copy=False)
+            lengths = np.full(n_rows, t_len)
         device = self.device
-        # Model layout: context (T, B, N), mask (T-1, B).
-        ctx_t = torch.as_tensor(ctx, dtype=torch.float32, device=device).transpose(0, 1)
-        x0 = torch.as_tensor(np.stack([p.x0 for p in prepared]), dtype=torch.float32, device=device)
-        scale = ctx_t.abs().amax(dim=(0, 2)).clamp_min(1.0)
-        mask_t = None if mask is None else torch.as_tensor(mask, device=device).t()
+        contexts = torch.as_tensor(ctx, device=device)  # (R, T, N), batch-first through every backend
+        lengths_t = torch.as_tensor(lengths, dtype=torch.int64, device=device)
+        x0_t = torch.as_tensor(x0, dtype=torch.float32, device=device)
+        # Each row's divergence scale: its context's largest absolute standardized value (padding is 0).
+        scale = contexts.abs().amax(dim=(1, 2)).clamp_min(1.0)
         # Rows are sample-major: row k * R + r is sample k of series r; rows share their series' context.
         rows = n_rows * num_samples
         row_ctx = torch.arange(n_rows, device=device).repeat(num_samples)
-        x0_all, scale_all = x0.repeat(num_samples, 1), scale.repeat(num_samples)
+        x0_all, scale_all = x0_t.repeat(num_samples, 1), scale.repeat(num_samples)
         # One noise stream per sample index, shared by all series: a series' forecast does not depend
         # on the other series in the batch, on the horizon (prefixes agree) or on batch_size.
         streams = NoiseStreams.fresh(num_samples, seed, rows=torch.arange(num_samples).repeat_interleave(n_rows))
-        n_obs = max(p.n_data for p in prepared)
         # With the guard on, a series that reaches the bound is reported too (it was diverging).
         limit = DIVERGENCE_FACTOR if guard is None else min(DIVERGENCE_FACTOR, guard)
-        chunk = batch_size or max(1, (1 << 26) // max(1, ctx.shape[1] * n_model))
-        obs = np.empty((horizon, rows, n_obs), dtype=np.float32)
+        chunk = batch_size or max(1, (1 << 26) // max(1, t_len * n_model))
+        obs = np.empty((rows, horizon, n_obs), dtype=np.float32)
         steps = np.zeros(rows, dtype=np.int64)
         bar = tqdm(total=horizon * rows, disable=not progress, unit="step", unit_scale=True, desc="DynaMix rollout")
         with torch.no_grad():
@@ -385,23 +484,23 @@ class DynaMixPipeline:
                 hi = min(lo + chunk, rows)
                 # The compiled kernel computes each row on its own; its initial states are built row by row
                 # too, so a series' forecast is the same bits alone, in any batch or chunk.
-                z0 = self.model.initial_state(x0_all[lo:hi], batch_invariant=step_kind == "numba")
+                z0 = self.model.initial_state(x0_all[lo:hi], batch_invariant=step_kind == "numba").t()
                 result = rollout(
                     self.model,
-                    ctx_t,
+                    contexts,
                     z0,
                     horizon,
+                    lengths=lengths_t,
                     rows=row_ctx[lo:hi],
                     noise=noise,
                     streams=streams.subset(lo, hi),
-                    mask=mask_t,
                     backend=step_kind,
                     n_obs=n_obs,
                     bound=None if guard is None else guard * scale_all[lo:hi],
                     threshold=limit * scale_all[lo:hi],
                     on_block=lambda n, w=hi - lo: bar.update(n * w),
                 )
-                obs[:, lo:hi] = result.observations.cpu().numpy()
+                obs[lo:hi] = result.observations.cpu().numpy()
                 steps[lo:hi] = result.diverged_at.cpu().numpy()
         bar.close()
         if steps.any():
@@ -417,33 +516,32 @@ class DynaMixPipeline:
                 num_samples,
                 f"non-finite or beyond {limit:g}x the context's largest standardized value",
                 fix,
+                stacklevel,
             )
         return obs
 
-    def _finish(
-        self, prepared: list[_Prepared], obs: np.ndarray, batch: SeriesBatch, split: bool, num_samples: int
-    ) -> np.ndarray | torch.Tensor:
-        """Invert each row's transforms into one ``(K, H, S, F)`` float64 array and shape it like the input."""
+    @staticmethod
+    def _invert(
+        inverses: list[_Inverse],
+        obs: np.ndarray,
+        batch: SeriesBatch,
+        split: bool,
+        num_samples: int,
+        stacklevel: int,
+    ) -> np.ndarray:
+        """Undo each row's preprocessing into one ``(K, H, S, F)`` float64 array."""
         n_series, n_data = len(batch.series), batch.n_channels
-        n_rows, horizon = len(prepared), obs.shape[0]
+        n_rows, horizon = len(inverses), obs.shape[1]
         out = np.empty((num_samples, horizon, n_series, n_data))
         saturated = np.zeros(num_samples * n_rows, dtype=np.int64)
-        for r, p in enumerate(prepared):
+        for r, inverse in enumerate(inverses):
             # Row r is series r, or channel r % F of series r // F when channels are forecast one by one.
             s, cols = (r // n_data, slice(r % n_data, r % n_data + 1)) if split else (r, slice(None))
             # Written in place into the output (no temporaries of the output's size): peak memory is the
             # float32 rollout plus the float64 result.
             f = out[:, :, s, cols]  # (K, H, n) view
-            f[...] = obs[:, r::n_rows, : p.n_data].transpose(1, 0, 2)
-            if p.std is not None:
-                f *= p.std
-                f += p.mean
-            if p.nonstationary is not None:
-                f[...], clipped = p.nonstationary.inverse(f)
-                hit = clipped.any(-1)  # (K, H)
-                saturated[r::n_rows] = np.where(hit.any(1), hit.argmax(1) + 1, 0)
-            if p.constant.any():
-                f[..., p.constant] = p.constant_values[p.constant]
+            f[...] = obs[r::n_rows, :, : inverse.n_data]
+            saturated[r::n_rows] = inverse.apply(f)
         if saturated.any():
             # The rollout's check is in standardized units; the inverse Box-Cox can still run away in data units.
             _warn_divergence(
@@ -453,19 +551,12 @@ class DynaMixPipeline:
                 f"its inverse Box-Cox transform left {BOXCOX_REACH:g}x the context's range and was bounded there",
                 "The non-stationary transforms do not suit this series: try fit_nonstationary=False, or a "
                 "shorter horizon.",
+                stacklevel,
             )
-        if batch.layout in ("1d", "2d"):
-            out = out[:, :, 0]
-            if batch.layout == "1d":
-                out = out[..., 0]
-        if num_samples == 1:
-            out = out[0]
-        if batch.as_torch:
-            return torch.as_tensor(out, dtype=torch.float32, device=batch.device)
         return out
 
 
-def _warn_divergence(steps: np.ndarray, n_rows: int, num_samples: int, what: str, fix: str) -> None:
+def _warn_divergence(steps: np.ndarray, n_rows: int, num_samples: int, what: str, fix: str, stacklevel: int) -> None:
     """One :class:`DivergenceWarning` naming the first few (series, sample, step) that diverged."""
     bad = np.nonzero(steps)[0]
     described = ", ".join(
@@ -473,4 +564,6 @@ def _warn_divergence(steps: np.ndarray, n_rows: int, num_samples: int, what: str
         for r in bad[:5]
     )
     more = f" and {bad.size - 5} more" if bad.size > 5 else ""
-    warnings.warn(f"DynaMix forecast diverged ({what}) for {described}{more}. {fix}", DivergenceWarning, stacklevel=4)
+    warnings.warn(
+        f"DynaMix forecast diverged ({what}) for {described}{more}. {fix}", DivergenceWarning, stacklevel=stacklevel + 1
+    )

@@ -1,28 +1,38 @@
 """Batched autoregressive rollout of DynaMix's latent dynamics.
 
-The rollout is the hot path of every forecast. Everything that depends only on the context is
-computed once (the context convolution, the attention frames, the split MLP weights, the experts
-stacked into one matrix), and each step is a few batched operations over all series and samples
-at once; there is no Python loop over series or samples.
+The rollout is the hot path of every forecast. One layout travels through it, batch-first as in the
+pipeline: contexts ``(S, T, N)`` with their true ``lengths`` (shorter contexts are left-padded),
+latent states ``(B, M)`` and observations ``(B, H, n_obs)``, where ``rows`` maps each of the ``B`` rows
+(sample paths) to its context. Three backends implement one step each and share one loop here (noise
+blocks, the divergence bound and the divergence tracking):
 
-Noise comes from :class:`NoiseStreams`: one seeded ``torch.Generator`` per stream (the pipeline uses
-one stream per sample index), drawn in fixed blocks of steps. A row's noise therefore depends only on
-its stream's seed, not on the horizon, on the other rows of the batch or on how the batch is chunked,
-and torch's global random state is never touched.
+- :class:`ReferenceStep`: :meth:`DynaMix.step`, the published arithmetic (any expert kind); it converts
+  once to the time-major layout of the published step;
+- :class:`FusedTorchStep`: the step as a handful of fused batched torch operations (any device);
+- :class:`~dynamix_forecasting.numba_rollout.NumbaStep`: the compiled CPU kernel, whole blocks of steps
+  per call.
+
+The fast backends read the weights from one :class:`PackedWeights`. Noise comes from
+:class:`NoiseStreams`: one seeded ``torch.Generator`` per stream (the pipeline uses one stream per sample
+index), drawn in fixed blocks of steps. A row's noise therefore depends only on its stream's seed, not on
+the horizon, on the other rows of the batch or on how the batch is chunked, and torch's global random
+state is never touched.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .model import AlmostLinearRNNExpert, DynaMix
+from .model import DynaMix
 
 NOISE_BLOCK = 256
+BACKENDS = ("auto", "numba", "torch", "reference")
 
 
 @dataclass
@@ -32,7 +42,7 @@ class RolloutResult:
     Attributes
     ----------
     observations : torch.Tensor
-        ``(H, B, n_obs)``: the first ``n_obs`` latent entries after each step.
+        ``(B, H, n_obs)``: the first ``n_obs`` latent entries after each step.
     diverged_at : torch.Tensor
         ``(B,)`` int64: first step (1-based) at which the state was non-finite or beyond the
         divergence threshold, 0 where it never was.
@@ -81,7 +91,9 @@ class NoiseStreams:
         return [torch.Generator(device=device).manual_seed(s) for s in self.seeds]
 
 
-def _draw(generators: list[torch.Generator], rows: torch.Tensor, shape: tuple[int, ...], device, dtype) -> torch.Tensor:
+def _draw(
+    generators: list[torch.Generator], rows: torch.Tensor, shape: tuple[int, ...], device: torch.device, dtype
+) -> torch.Tensor:
     """One block ``(NOISE_BLOCK, B, *shape)`` of noise, row ``b`` taken from stream ``rows[b]``."""
     per_stream = torch.stack(
         [torch.randn(NOISE_BLOCK, *shape, generator=g, device=device, dtype=dtype) for g in generators], dim=1
@@ -89,72 +101,167 @@ def _draw(generators: list[torch.Generator], rows: torch.Tensor, shape: tuple[in
     return per_stream.index_select(1, rows.to(device))
 
 
-class _FusedStep:
-    """One step of the AL-RNN mixture written as a handful of fused batched operations."""
+@dataclass(frozen=True)
+class PackedWeights:
+    """The weights of an almost-linear-RNN DynaMix arranged once for the fast backends (float32).
 
-    def __init__(self, model: DynaMix, context: torch.Tensor, mask: torch.Tensor | None) -> None:
+    ``w_all`` holds every expert's ``W^T`` side by side, ``(M, J*M)`` with ``w_all[q, j*M + k] = W_j[k, q]``,
+    so ``phi(z) @ w_all`` gives all experts' ``W phi(z)`` at once.
+    """
+
+    d: torch.Tensor  # (N, M)
+    sigma: torch.Tensor  # (N,)
+    inv_t1: float  # 1 / |softmax_temp1|
+    w1e: torch.Tensor  # (J, N)
+    w1z: torch.Tensor  # (J, M)
+    b1: torch.Tensor  # (J,)
+    w2: torch.Tensor  # (J, J)
+    b2: torch.Tensor  # (J,)
+    inv_t2: float  # 1 / |softmax_temp2|
+    a: torch.Tensor  # (J, M)
+    h: torch.Tensor  # (J, M)
+    w_all: torch.Tensor  # (M, J*M)
+    conv_weight: torch.Tensor  # (N, N, 2)
+    conv_bias: torch.Tensor  # (N,)
+    relu_from: int  # latent units >= relu_from pass through ReLU
+
+    @classmethod
+    def of(cls, model: DynaMix) -> PackedWeights:
         gate = model.gating_network
-        n, m, p = model.N, model.M, model.config.P
-        # Batch-first copies: (B, T-1, N) frames and encodings, (B, T-1) additive mask.
-        self.frames = context[:-1].transpose(0, 1).contiguous()
-        self.encoded = gate.encode(context).transpose(0, 1).contiguous()
-        self.mask_bias = None
-        if mask is not None:
-            bias = torch.zeros(mask.shape, dtype=context.dtype, device=context.device)
-            self.mask_bias = bias.masked_fill(~mask, float("-inf")).t().contiguous()
-        self.d_t = gate.D.T.contiguous()
-        self.sigma = gate.sigma
-        self.neg_inv_t1 = -1.0 / gate.softmax_temp1.abs()
-        w1 = gate.mlp_layer1.weight
-        self.w1e, self.w1z = w1[:, :n].T.contiguous(), w1[:, n:].T.contiguous()
-        self.b1 = gate.mlp_layer1.bias
-        self.w2 = gate.mlp_layer2.weight.T.contiguous()
-        self.b2 = gate.mlp_layer2.bias
-        self.neg_inv_t2 = -1.0 / gate.softmax_temp2.abs()
+        n = model.N
         experts = list(model.experts)
-        self.a = torch.stack([e.A for e in experts])  # (J, M)
-        self.h = torch.stack([e.h for e in experts])  # (J, M)
-        # All experts' W^T side by side: phi(z) @ w_all gives every expert's W phi(z) at once.
-        self.w_all = torch.cat([e.W.T for e in experts], dim=1).contiguous()  # (M, J*M)
-        self.relu_from = m - p
-        self.n_experts, self.m = len(experts), m
+        with torch.no_grad():
+            w1 = gate.mlp_layer1.weight.detach()
+            return cls(
+                d=gate.D.detach(),
+                sigma=gate.sigma.detach(),
+                inv_t1=1.0 / abs(float(gate.softmax_temp1)),
+                w1e=w1[:, :n],
+                w1z=w1[:, n:],
+                b1=gate.mlp_layer1.bias.detach(),
+                w2=gate.mlp_layer2.weight.detach(),
+                b2=gate.mlp_layer2.bias.detach(),
+                inv_t2=1.0 / abs(float(gate.softmax_temp2)),
+                a=torch.stack([e.A.detach() for e in experts]),
+                h=torch.stack([e.h.detach() for e in experts]),
+                w_all=torch.cat([e.W.detach().T for e in experts], dim=1).contiguous(),
+                conv_weight=gate.conv.weight.detach(),
+                conv_bias=gate.conv.bias.detach(),
+                relu_from=model.M - model.config.P,
+            )
 
-    def __call__(self, z: torch.Tensor, eps: torch.Tensor | None) -> torch.Tensor:
-        """Next state for batch-first ``z`` ``(B, M)`` and noise ``eps`` ``(B, N)``."""
+
+class Step(Protocol):
+    """One backend: advances its rows' latent states by a block of steps."""
+
+    def advance(self, eps: torch.Tensor | None, expert_eps: torch.Tensor | None, steps: int) -> torch.Tensor:
+        """Advance ``steps`` steps with gating noise ``eps`` ``(steps, B, N)`` (None: noise off) and expert noise
+        ``expert_eps`` ``(steps, B, J, M)`` (probabilistic experts only); returns ``(B, steps, n_obs)``."""
+        ...
+
+
+def _padding(lengths: torch.Tensor, t_len: int) -> torch.Tensor:
+    """``(S, T-1)`` True for the padding frames of left-padded contexts (attention frames are ``0..T-2``)."""
+    frames = torch.arange(t_len - 1, device=lengths.device)
+    return frames[None, :] < (t_len - lengths)[:, None]
+
+
+class ReferenceStep:
+    """:meth:`DynaMix.step` (the published arithmetic, any expert kind), in its time-major layout."""
+
+    def __init__(self, model, contexts, lengths, rows, z0, bound, n_obs) -> None:
+        self.model, self.n_obs = model, n_obs
+        # The published step is time-major: context (T, B, N), state (M, B). One conversion, here.
+        self.context = contexts.index_select(0, rows).transpose(0, 1)
+        self.encoded = model.gating_network.encode(self.context)
+        padded = bool((lengths < contexts.shape[1]).any())
+        self.mask = (~_padding(lengths, contexts.shape[1])).index_select(0, rows).t() if padded else None
+        # z0 arrives as a transposed view of DynaMix.initial_state's (M, B) tensor; transposing back keeps
+        # its memory layout, which decides the first step's GEMM kernel and so its last bits.
+        self.z = z0.t()
+        self.limit = None if bound is None else bound[None, :]
+
+    def advance(self, eps, expert_eps, steps):
+        out = torch.empty(self.z.shape[1], steps, self.n_obs, dtype=self.z.dtype, device=self.z.device)
+        for t in range(steps):
+            self.z = self.model.step(
+                self.z,
+                self.context,
+                encoded=self.encoded,
+                gating_eps=None if eps is None else eps[t].t(),
+                expert_eps=None if expert_eps is None else expert_eps[t].permute(1, 2, 0),
+                mask=self.mask,
+            )
+            if self.limit is not None:
+                self.z = torch.maximum(torch.minimum(self.z, self.limit), -self.limit)
+            out[:, t] = self.z[: self.n_obs].t()
+        return out
+
+
+class FusedTorchStep:
+    """One step of the AL-RNN mixture written as a handful of fused batched torch operations."""
+
+    def __init__(self, model, contexts, lengths, rows, z0, bound, n_obs) -> None:
+        w = PackedWeights.of(model)
+        self.w, self.n_obs = w, n_obs
+        # Per context: frames (S, T-1, N) and their convolution, then one row per sample path.
+        encoded = F.conv1d(contexts.transpose(1, 2), w.conv_weight, w.conv_bias).transpose(1, 2)
+        self.frames = contexts[:, :-1].index_select(0, rows).contiguous()
+        self.encoded = encoded.index_select(0, rows).contiguous()
+        self.mask_bias = None
+        if bool((lengths < contexts.shape[1]).any()):
+            pad = _padding(lengths, contexts.shape[1]).index_select(0, rows)
+            self.mask_bias = torch.zeros(pad.shape, dtype=contexts.dtype, device=contexts.device).masked_fill(
+                pad, float("-inf")
+            )
+        self.d_t, self.w1e_t, self.w1z_t, self.w2_t = w.d.T, w.w1e.T, w.w1z.T, w.w2.T
+        self.n_experts, self.m = w.a.shape
+        self.z = z0.contiguous()
+        self.limit = None if bound is None else bound[:, None]
+
+    def _step(self, z: torch.Tensor, eps: torch.Tensor | None) -> torch.Tensor:
+        w = self.w
         y = z @ self.d_t
         if eps is not None:
-            y = y + self.sigma * eps
-        logits = (self.frames - y.unsqueeze(1)).abs().sum(-1) * self.neg_inv_t1
+            y = y + w.sigma * eps
+        logits = (self.frames - y.unsqueeze(1)).abs().sum(-1) * -w.inv_t1
         if self.mask_bias is not None:
             logits = logits + self.mask_bias
         attention = torch.softmax(logits, dim=-1)
         embedding = torch.bmm(attention.unsqueeze(1), self.encoded).squeeze(1)
-        hidden = F.relu(embedding @ self.w1e + z @ self.w1z + self.b1)
-        weights = torch.softmax((hidden @ self.w2 + self.b2) * self.neg_inv_t2, dim=-1)
-        phi = torch.cat([z[:, : self.relu_from], F.relu(z[:, self.relu_from :])], dim=1)
-        mixed = torch.bmm(weights.unsqueeze(1), (phi @ self.w_all).view(-1, self.n_experts, self.m)).squeeze(1)
-        return (weights @ self.a) * z + weights @ self.h + mixed
+        hidden = F.relu(embedding @ self.w1e_t + z @ self.w1z_t + w.b1)
+        weights = torch.softmax((hidden @ self.w2_t + w.b2) * -w.inv_t2, dim=-1)
+        phi = torch.cat([z[:, : w.relu_from], F.relu(z[:, w.relu_from :])], dim=1)
+        mixed = torch.bmm(weights.unsqueeze(1), (phi @ w.w_all).view(-1, self.n_experts, self.m)).squeeze(1)
+        return (weights @ w.a) * z + weights @ w.h + mixed
+
+    def advance(self, eps, expert_eps, steps):
+        out = torch.empty(self.z.shape[0], steps, self.n_obs, dtype=self.z.dtype, device=self.z.device)
+        for t in range(steps):
+            self.z = self._step(self.z, None if eps is None else eps[t])
+            if self.limit is not None:
+                self.z = torch.maximum(torch.minimum(self.z, self.limit), -self.limit)
+            out[:, t] = self.z[:, : self.n_obs]
+        return out
 
 
 def _fast_path_applies(model: DynaMix) -> bool:
-    return all(isinstance(e, AlmostLinearRNNExpert) and not hasattr(e, "sigma") for e in model.experts)
+    return model.config.expert_type == "almost_linear_rnn" and not model.config.probabilistic_expert
 
 
-BACKENDS = ("auto", "numba", "torch", "reference")
-
-
-def choose_backend(model: DynaMix, device: torch.device, backend: str = "auto") -> str:
+def choose_backend(model: DynaMix, device: torch.device, backend: str = "auto", noise: bool = True) -> str:
     """The step implementation a rollout will use.
 
     ``"reference"`` is :meth:`DynaMix.step` (the published arithmetic, any expert kind); ``"torch"``
-    the fused batched torch step (any device); ``"numba"`` the compiled CPU kernel. ``"auto"`` picks
-    numba on the CPU and torch elsewhere, and the reference step for experts the fast paths do not
-    cover (clipped-shallow-PLRNN or probabilistic experts).
+    the fused batched torch step (any device); ``"numba"`` the compiled CPU kernel. ``"auto"`` picks the
+    reference step without noise (the published deterministic forecast, bit for bit), else numba on the
+    CPU and torch elsewhere, and the reference step for experts the fast paths do not cover
+    (clipped-shallow-PLRNN or probabilistic experts).
     """
     if backend not in BACKENDS:
         raise ValueError(f"Unknown backend {backend!r}; choose one of {BACKENDS}.")
-    if backend == "reference":
-        return backend
+    if backend == "reference" or (backend == "auto" and not noise):
+        return "reference"
     if not _fast_path_applies(model):
         if backend != "auto":
             raise ValueError(
@@ -170,17 +277,27 @@ def choose_backend(model: DynaMix, device: torch.device, backend: str = "auto") 
     return backend
 
 
+def _make_step(kind: str, model, contexts, lengths, rows, z0, bound, n_obs) -> Step:
+    if kind == "numba":
+        from .numba_rollout import NumbaStep  # numba loads on the first CPU forecast, not at import
+
+        return NumbaStep(model, contexts, lengths, rows, z0, bound, n_obs)
+    if kind == "torch":
+        return FusedTorchStep(model, contexts, lengths, rows, z0, bound, n_obs)
+    return ReferenceStep(model, contexts, lengths, rows, z0, bound, n_obs)
+
+
 @torch.no_grad()
 def rollout(
     model: DynaMix,
-    context: torch.Tensor,
+    contexts: torch.Tensor,
     z0: torch.Tensor,
     horizon: int,
     *,
+    lengths: torch.Tensor | None = None,
     rows: torch.Tensor | None = None,
     noise: bool = True,
     streams: NoiseStreams | None = None,
-    mask: torch.Tensor | None = None,
     n_obs: int | None = None,
     bound: torch.Tensor | None = None,
     threshold: torch.Tensor | None = None,
@@ -193,12 +310,14 @@ def rollout(
     ----------
     model : DynaMix
         The model (any expert kind; deterministic AL-RNN experts can take the fast paths).
-    context : torch.Tensor
-        Embedded, standardized contexts ``(T, S, N)``.
+    contexts : torch.Tensor
+        Embedded, standardized contexts ``(S, T, N)``, left-padded where shorter than ``T``.
     z0 : torch.Tensor
-        Initial latent states ``(M, B)``.
+        Initial latent states ``(B, M)`` (e.g. ``model.initial_state(x0).t()``).
     horizon : int
         Number of steps.
+    lengths : torch.Tensor, optional
+        ``(S,)`` true length of each context (default: all ``T``); padding is masked out of the attention.
     rows : torch.Tensor, optional
         ``(B,)`` context index of each row, so that sample paths share their series' context
         (default: row ``b`` uses context ``b``).
@@ -206,8 +325,6 @@ def rollout(
         Draw the gating noise (the published behaviour); False gives the deterministic forecast.
     streams : NoiseStreams, optional
         Where each row's noise comes from (default: an independent fresh stream per row).
-    mask : torch.Tensor, optional
-        Boolean ``(T-1, S)`` marking real attention frames where contexts were left-padded.
     n_obs : int, optional
         How many leading latent entries to record (default ``N``).
     bound : torch.Tensor, optional
@@ -223,45 +340,19 @@ def rollout(
     -------
     RolloutResult
     """
-    n_model = context.shape[2]
-    batch = z0.shape[1]
+    n_contexts, t_len, n_model = contexts.shape
+    batch = z0.shape[0]
     n_obs = n_model if n_obs is None else n_obs
-    device, dtype = context.device, context.dtype
-    explicit_rows = rows is not None
-    rows = torch.arange(context.shape[1], device=device) if rows is None else rows.to(device)
+    device, dtype = contexts.device, contexts.dtype
+    rows = torch.arange(n_contexts, device=device) if rows is None else rows.to(device)
     if rows.numel() != batch:
-        raise ValueError(f"rows has {rows.numel()} entries but z0 has {batch} columns.")
-    kind = choose_backend(model, device, backend)
-    probabilistic = any(hasattr(e, "sigma") for e in model.experts)
-    if kind == "numba":
-        from . import numba_rollout  # numba loads on the first CPU forecast, not at import
-
-        # Only the contexts these rows use are prepared (a chunk of a large batch uses few of them).
-        used, ctx_index = torch.unique(rows, return_inverse=True)
-        context = context.index_select(1, used)
-        first = np.zeros(used.numel(), dtype=np.int64)
-        if mask is not None:
-            first = (mask.shape[0] - mask.index_select(1, used).sum(0)).cpu().numpy()  # padding sits at the start
-        index_np = ctx_index.cpu().numpy()
-        kernel = numba_rollout.NumbaAlrnnRollout(model, context, index_np, first[index_np])
-        z_np = np.ascontiguousarray(z0.t().cpu().numpy(), dtype=np.float32)
-        lim_np = np.full(batch, np.inf, dtype=np.float32) if bound is None else bound.cpu().numpy().astype(np.float32)
-    else:
-        if explicit_rows:
-            context = context.index_select(1, rows)
-            mask = None if mask is None else mask.index_select(1, rows)
-        if kind == "torch":
-            fused_step = _FusedStep(model, context, mask)
-            z = z0.t().contiguous()
-            lim = None if bound is None else bound[:, None]
-        else:
-            encoded = model.gating_network.encode(context)
-            z = z0
-            lim = None if bound is None else bound[None, :]
-
-    out = torch.empty(horizon, batch, n_obs, device=device, dtype=dtype)
+        raise ValueError(f"rows has {rows.numel()} entries but z0 has {batch} rows.")
+    lengths = torch.full((n_contexts,), t_len, device=device) if lengths is None else lengths.to(device)
+    kind = choose_backend(model, device, backend, noise)
+    step = _make_step(kind, model, contexts, lengths, rows, z0, bound, n_obs)
+    probabilistic = model.config.probabilistic_expert
+    out = torch.empty(batch, horizon, n_obs, device=device, dtype=dtype)
     diverged = torch.zeros(batch, dtype=torch.int64, device=device)
-    experts, m = len(model.experts), model.M
     if noise:
         streams = NoiseStreams.fresh(batch) if streams is None else streams
         if streams.rows.numel() != batch:
@@ -269,41 +360,18 @@ def rollout(
         generators = streams.generators(device)
     for start in range(0, horizon, NOISE_BLOCK):
         stop = min(start + NOISE_BLOCK, horizon)
-        # Noise is drawn (steps, B, N) in every path, so they use the same draws for the same seeds.
-        eps_block = _draw(generators, streams.rows, (n_model,), device, dtype) if noise else None
-        expert_block = (
-            _draw(generators, streams.rows, (experts, m), device, dtype).permute(0, 2, 3, 1)
-            if noise and probabilistic
-            else None
-        )
-        if kind == "numba":
-            eps_np = None if eps_block is None else eps_block[: stop - start].numpy()
-            out[start:stop] = torch.from_numpy(kernel.run(z_np, stop - start, eps_np, lim_np, n_obs))
-        else:
-            for t in range(start, stop):
-                eps = None if eps_block is None else eps_block[t - start]
-                if kind == "torch":
-                    z = fused_step(z, eps)
-                    if lim is not None:
-                        z = torch.maximum(torch.minimum(z, lim), -lim)
-                    out[t] = z[:, :n_obs]
-                else:
-                    z = model.step(
-                        z,
-                        context,
-                        encoded=encoded,
-                        gating_eps=None if eps is None else eps.t(),
-                        expert_eps=None if expert_block is None else expert_block[t - start],
-                        mask=mask,
-                    )
-                    if lim is not None:
-                        z = torch.maximum(torch.minimum(z, lim), -lim)
-                    out[t] = z[:n_obs].t()
-        block = out[start:stop]
-        bad = ~torch.isfinite(block).all(-1)
+        eps = expert_eps = None
+        if noise:
+            # Noise is drawn (steps, B, ...) in every backend, so they use the same draws for the same seeds.
+            eps = _draw(generators, streams.rows, (n_model,), device, dtype)[: stop - start]
+            if probabilistic:
+                expert_eps = _draw(generators, streams.rows, (len(model.experts), model.M), device, dtype)
+        block = step.advance(eps, expert_eps, stop - start)
+        out[:, start:stop] = block
+        bad = ~torch.isfinite(block).all(-1)  # (B, steps)
         if threshold is not None:
-            bad |= block.abs().amax(-1) >= threshold
-        first_bad = torch.where(bad.any(0), bad.int().argmax(0) + start + 1, 0)
+            bad |= block.abs().amax(-1) >= threshold[:, None]
+        first_bad = torch.where(bad.any(1), bad.int().argmax(1) + start + 1, 0)
         diverged = torch.where(diverged == 0, first_bad, diverged)
         if on_block is not None:
             on_block(stop - start)

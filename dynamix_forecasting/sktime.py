@@ -238,7 +238,7 @@ class DynaMixForecaster(BaseForecaster):
     def _sample_paths(self, horizon: int) -> np.ndarray:
         """``(K, H, S, F)`` sample paths of all series in one batched engine call."""
         contexts = [frame.to_numpy(dtype=np.float64) for _, frame in self._contexts()]
-        paths = self._pipeline.forecast(
+        return self._pipeline.sample_paths(
             contexts,
             horizon,
             preprocessing_method=self.preprocessing_method,
@@ -247,7 +247,6 @@ class DynaMixForecaster(BaseForecaster):
             num_samples=int(self.num_samples),
             seed=self._seed,
         )
-        return paths[None] if self.num_samples == 1 else paths
 
     def _selected(self, fh: ForecastingHorizon) -> tuple[list[tuple[Any, pd.Index, np.ndarray]], np.ndarray]:
         plan = self._plan(fh)

@@ -48,21 +48,21 @@ def test_fast_steps_match_reference_step(n, m, experts, p, backend):
             e.W.normal_(0, 0.3 / m**0.5)
         model.gating_network.mlp_layer1.weight.normal_(0, 0.5)
         model.gating_network.mlp_layer2.weight.normal_(0, 0.5)
-    context = torch.randn(50, 7, n)
-    z0 = model.initial_state(context[-1])
+    context = torch.randn(7, 50, n)  # (series, time, channels)
+    z0 = model.initial_state(context[:, -1]).t()
     streams = NoiseStreams.fresh(7, seed=1)
     ref = rollout(model, context, z0, 20, backend="reference", streams=streams).observations
     fast = rollout(model, context, z0, 20, backend=backend, streams=streams).observations
     scale = ref.abs().max().clamp_min(1.0)
-    assert torch.allclose(fast[:5], ref[:5], atol=1e-5 * scale, rtol=1e-5)
+    assert torch.allclose(fast[:, :5], ref[:, :5], atol=1e-5 * scale, rtol=1e-5)
     assert torch.allclose(fast, ref, atol=1e-3 * scale, rtol=1e-3)
 
 
 def test_default_engine_is_exact_only_without_noise(pipeline, parity_dir):
     data = np.load(parity_dir / "lorenz63_dsr.npz")
     exact = pipeline.forecast(data["context"], 100, noise=False)
-    fused = pipeline.forecast(data["context"], 100, noise=False, exact=False)
-    assert np.array_equal(exact, pipeline.forecast(data["context"], 100, noise=False, exact=True))
+    fused = pipeline.forecast(data["context"], 100, noise=False, backend="torch")
+    assert np.array_equal(exact, pipeline.forecast(data["context"], 100, noise=False, backend="reference"))
     # Same maths, different rounding order: equal to float32 precision at first, then chaos amplifies.
     assert np.abs(fused[:10] - exact[:10]).max() < 1e-4
 
@@ -75,37 +75,41 @@ def test_fast_steps_with_masks_shared_contexts_and_bounds(backend):
         for e in model.experts:
             e.W.normal_(0, 0.5 / 12**0.5)
         model.gating_network.mlp_layer1.weight.normal_(0, 0.5)
-    context = torch.randn(40, 3, 3)
-    mask = torch.ones(39, 3, dtype=torch.bool)
-    mask[:15, 1] = False  # series 1 is left-padded by 15 frames
-    context[:15, 1] = 0.0
+    context = torch.randn(3, 40, 3)
+    lengths = torch.tensor([40, 25, 40])  # series 1 is left-padded by 15 frames
+    context[1, :15] = 0.0
     rows = torch.tensor([0, 1, 2, 0, 1, 2])  # two samples per series, sharing the contexts
-    z0 = model.initial_state(context[-1].index_select(0, rows))
+    z0 = model.initial_state(context[:, -1].index_select(0, rows)).t()
     streams = NoiseStreams([5, 6], rows=torch.tensor([0, 0, 0, 1, 1, 1]))
-    kwargs = dict(rows=rows, mask=mask, streams=streams, bound=torch.full((6,), 0.8))
+    kwargs = dict(lengths=lengths, rows=rows, streams=streams, bound=torch.full((6,), 0.8))
     ref = rollout(model, context, z0, 15, backend="reference", **kwargs).observations
     fast = rollout(model, context, z0, 15, backend=backend, **kwargs).observations
     assert ref.abs().max() <= 0.8 + 1e-6  # the bound is applied
-    assert torch.allclose(fast[:5], ref[:5], atol=1e-5, rtol=1e-5)
-    assert not torch.allclose(fast[:, 0], fast[:, 3])  # the two samples have their own noise
+    assert torch.allclose(fast[:, :5], ref[:, :5], atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(fast[0], fast[3])  # the two samples have their own noise
+    # the padding really is ignored: series 1 alone, without its padding, gives the same path
+    alone = rollout(
+        model, context[1:2, 15:], z0[[1]], 15, streams=NoiseStreams([5]), bound=torch.full((1,), 0.8), backend=backend
+    ).observations
+    assert torch.allclose(alone[0], fast[1], atol=1e-5, rtol=1e-5)
 
 
 def test_numba_rows_do_not_depend_on_their_batch():
     torch.manual_seed(4)
     model = DynaMix(DynaMixConfig(M=16, N=3, Experts=5, P=2))
-    context = torch.randn(60, 8, 3)
-    z0 = model.initial_state(context[-1], batch_invariant=True)
+    context = torch.randn(8, 60, 3)
+    z0 = model.initial_state(context[:, -1], batch_invariant=True).t()
     streams = NoiseStreams.fresh(8, seed=2)
     full = rollout(model, context, z0, 30, backend="numba", streams=streams).observations
     part = rollout(
         model,
-        context[:, 5:6],
-        model.initial_state(context[-1, 5:6], batch_invariant=True),
+        context[5:6],
+        model.initial_state(context[5:6, -1], batch_invariant=True).t(),
         30,
         backend="numba",
         streams=streams.subset(5, 6),
     ).observations
-    assert torch.equal(full[:, 5:6], part)  # bit for bit
+    assert torch.equal(full[5:6], part)  # bit for bit
 
 
 def test_numba_threads_follow_torch():
@@ -113,11 +117,11 @@ def test_numba_threads_follow_torch():
 
     torch.manual_seed(0)
     model = DynaMix(DynaMixConfig(M=8, N=3, Experts=2, P=1))
-    context = torch.randn(30, 4, 3)
+    context = torch.randn(4, 30, 3)
     previous = torch.get_num_threads()
     try:
         torch.set_num_threads(1)  # e.g. inside a joblib worker: no oversubscription
-        rollout(model, context, model.initial_state(context[-1]), 5, backend="numba")
+        rollout(model, context, model.initial_state(context[:, -1]).t(), 5, backend="numba")
         assert numba.get_num_threads() == 1
     finally:
         torch.set_num_threads(previous)
