@@ -20,6 +20,7 @@ demo: $(BIN)/.installed
 test: $(BIN)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -n 2 -q
 
 # Everything but the tests marked slow (sktime's conformance suite, the quick benchmark run, long statistics).

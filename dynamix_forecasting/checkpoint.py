@@ -77,11 +77,9 @@ def _pair_in_directory(directory: Path, name: str | None) -> tuple[Path, Path] |
 def _download_from_hub(name: str, cache_dir: str | Path | None, local_files_only: bool | None) -> tuple[Path, Path]:
     from huggingface_hub import hf_hub_download
 
-    kwargs: dict[str, object] = {"repo_id": HUB_REPO_ID, "cache_dir": cache_dir}
-    if local_files_only is not None:
-        kwargs["local_files_only"] = local_files_only
-    weights = hf_hub_download(filename=f"{name}.safetensors", **kwargs)
-    config = hf_hub_download(filename=config_filename(name), **kwargs)
+    offline = bool(local_files_only)  # None and False: huggingface_hub follows HF_HUB_OFFLINE
+    weights = hf_hub_download(HUB_REPO_ID, f"{name}.safetensors", cache_dir=cache_dir, local_files_only=offline)
+    config = hf_hub_download(HUB_REPO_ID, config_filename(name), cache_dir=cache_dir, local_files_only=offline)
     return Path(weights), Path(config)
 
 
@@ -270,7 +268,8 @@ def load_model(
                 model = _load_pair(*pair)
         if model is None:
             try:
-                model = _load_pair(*_download_from_hub(name, cache_dir, local_files_only))
+                hub_cache = None if cache_dir is None else Path(cache_dir)
+                model = _load_pair(*_download_from_hub(name, hub_cache, local_files_only))
             except Exception as exc:
                 looked.append(f"the Hugging Face hub repo {HUB_REPO_ID} ({type(exc).__name__})")
                 known = ", ".join(KNOWN_MODELS)

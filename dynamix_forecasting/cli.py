@@ -7,6 +7,7 @@ import os
 import sys
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -111,7 +112,7 @@ def _cmd_forecast(args: argparse.Namespace) -> int:
         _check_writable(target)
     frame, index = _read_csv(Path(args.input), args.time_column)
     pipeline = DynaMixPipeline.from_pretrained(args.model)
-    samples = pipeline.forecast(
+    samples = pipeline.sample_paths(
         frame.to_numpy(dtype=np.float64),
         args.horizon,
         preprocessing_method=args.preprocessing,
@@ -122,7 +123,9 @@ def _cmd_forecast(args: argparse.Namespace) -> int:
         noise=not args.no_noise,
         divergence_guard=args.divergence_guard,
         progress=args.horizon * args.samples >= PROGRESS_FROM,
-    )
+    )[:, :, 0]  # (samples, horizon, channels)
+    if args.samples == 1:
+        samples = samples[0]
     future = _future_index(index, args.horizon, len(frame))
     result = _forecast_frame(list(frame.columns), future, samples, [0.1, 0.5, 0.9])
     result.index.name = index.name if index is not None and index.name else "time"
@@ -150,6 +153,14 @@ def _check_writable(target: str | None) -> None:
         raise ValueError(f"Cannot write {path}: the folder {folder} is not writable.")
 
 
+def _save_figure(ax: Any, path: str | Path) -> None:
+    import matplotlib.pyplot as plt
+
+    figure = ax.get_figure()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
 def _save_plot(context: np.ndarray, samples: np.ndarray, truth: np.ndarray | None, path: str, names) -> None:
     import matplotlib
 
@@ -172,8 +183,7 @@ def _save_plot(context: np.ndarray, samples: np.ndarray, truth: np.ndarray | Non
     if point.shape[1] >= 2:
         attractor = Path(path).with_name(Path(path).stem + "_attractor.png")
         ax = plot_attractor(context, point, truth, title="DynaMix forecast in state space")
-        ax.figure.savefig(attractor, dpi=120)
-        plt.close(ax.figure)
+        _save_figure(ax, attractor)
         print(f"wrote {path} and {attractor}")
     else:
         print(f"wrote {path}")
@@ -202,21 +212,19 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     frame = pd.DataFrame(context, columns=["x", "y", "z"])
     frame.to_csv(out / "lorenz63_context.csv", index_label="time")
     pipeline = DynaMixPipeline.from_pretrained(args.model)
-    samples = pipeline.forecast(context, args.horizon, num_samples=args.samples, seed=args.seed, progress=True)
-    samples = samples.reshape(args.samples, args.horizon, 3)  # one sample path comes without the samples axis
+    samples = pipeline.sample_paths(context, args.horizon, num_samples=args.samples, seed=args.seed, progress=True)
+    samples = samples[:, :, 0]  # (samples, horizon, 3)
     median = np.median(samples, axis=0)
     result = _forecast_frame(
         ["x", "y", "z"], pd.RangeIndex(args.context, args.context + args.horizon), samples, [0.1, 0.5, 0.9]
     )
     result.to_csv(out / "lorenz63_forecast.csv", index_label="time")
     _save_plot(context, samples[:, :300], truth[:300], str(out / "lorenz63_forecast.png"), ["x", "y", "z"])
-    import matplotlib.pyplot as plt
 
     from .plots import plot_attractor
 
     ax = plot_attractor(context, samples[0], truth, title="Lorenz-63: one DynaMix sample path vs truth")
-    ax.figure.savefig(out / "lorenz63_long_attractor.png", dpi=120)
-    plt.close(ax.figure)
+    _save_figure(ax, out / "lorenz63_long_attractor.png")
     print(
         f"D_stsp {geometrical_misalignment(samples[0], truth):.3f}  D_H {temporal_misalignment(samples[0], truth):.3f}  "
         f"MASE(10) {mase(median, truth):.3f}  (sample 0 vs the true continuation)"

@@ -168,7 +168,7 @@ def check_guard(guard: Any) -> float | None:
         return None
     if isinstance(guard, bool | np.bool_) or not isinstance(guard, numbers.Real):
         raise TypeError(f"divergence_guard must be a positive number or None, got {type(guard).__name__} {guard!r}.")
-    if not (np.isfinite(guard) and guard > 0):
+    if not (np.isfinite(float(guard)) and float(guard) > 0):
         raise ValueError(f"divergence_guard must be a positive, finite number or None, got {guard!r}.")
     return float(guard)
 

@@ -97,6 +97,7 @@ class AlmostLinearRNNExpert(nn.Module):
         self.A = nn.Parameter(_diag_of_normalized_positive_definite(M, None))
         self.W = nn.Parameter(torch.randn(M, M) * 0.01)
         self.h = nn.Parameter(torch.zeros(M))
+        self.probabilistic = probabilistic
         if probabilistic:
             self.sigma = nn.Parameter(torch.full((1,), 0.05))
 
@@ -104,7 +105,7 @@ class AlmostLinearRNNExpert(nn.Module):
         """One expert step for ``z`` ``(M, B)``; ``eps`` ``(M, B)`` is the expert noise if any."""
         phi = z if self.P == 0 else torch.cat([z[: z.shape[0] - self.P], F.relu(z[-self.P :])], dim=0)
         out = self.A.unsqueeze(-1) * z + self.W @ phi + self.h.unsqueeze(-1)
-        if eps is not None and hasattr(self, "sigma"):
+        if eps is not None and self.probabilistic:
             out = out + self.sigma * eps
         return out
 
@@ -119,6 +120,7 @@ class ClippedShallowPLRNNExpert(nn.Module):
         self.W2 = nn.Parameter(torch.randn(hidden_dim, M) * 0.01)
         self.h1 = nn.Parameter(torch.zeros(M))
         self.h2 = nn.Parameter(torch.zeros(hidden_dim))
+        self.probabilistic = probabilistic
         if probabilistic:
             self.sigma = nn.Parameter(torch.full((1,), 0.05))
 
@@ -127,7 +129,7 @@ class ClippedShallowPLRNNExpert(nn.Module):
         w2z = self.W2 @ z
         h2 = self.h2.unsqueeze(-1)
         out = self.A.unsqueeze(-1) * z + self.W1 @ (F.relu(w2z + h2) - F.relu(w2z)) + self.h1.unsqueeze(-1)
-        if eps is not None and hasattr(self, "sigma"):
+        if eps is not None and self.probabilistic:
             out = out + self.sigma * eps
         return out
 
@@ -154,6 +156,7 @@ class DynaMix(nn.Module):
         super().__init__()
         self.config = config or DynaMixConfig()
         c = self.config
+        experts: list[nn.Module]
         if c.expert_type == "almost_linear_rnn":
             experts = [AlmostLinearRNNExpert(c.M, c.P, c.probabilistic_expert) for _ in range(c.Experts)]
         else:

@@ -65,8 +65,8 @@ def get_model(spec: ModelSpec, device: str | torch.device = "cpu") -> DynaMix:
     with _LOCK:
         model = _CACHE.get(key)
         if model is None:
-            if key[0][0] == "config":
-                model = DynaMix.random(spec).eval().to(device)
+            if isinstance(spec, DynaMixConfig | Mapping):
+                model = DynaMix.random(spec if isinstance(spec, DynaMixConfig) else dict(spec)).eval().to(device)
             else:
                 model = load_model(spec, device=device).eval()
             for p in model.parameters():

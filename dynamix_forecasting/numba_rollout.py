@@ -27,7 +27,7 @@ from numba import njit, prange
 # region (multiprocessing's default start method on Linux, joblib's "multiprocessing" backend).
 # "forksafe" picks TBB, a fork-safe OpenMP or numba's own workqueue. A user's choice is kept.
 if "NUMBA_THREADING_LAYER" not in os.environ:
-    numba.config.THREADING_LAYER = "forksafe"
+    numba.config.THREADING_LAYER = "forksafe"  # type: ignore[attr-defined]
 
 # Reassociation and contraction let the reductions vectorize; NaN/inf semantics are kept (no
 # 'nnan'/'ninf'), because a diverging forecast must stay visibly non-finite.
@@ -190,9 +190,8 @@ def _kernel(
 # error_model="numpy": a division by zero gives inf/NaN as in numpy and torch, instead of raising inside
 # the kernel (a state that turns non-finite makes the attention's total 0 or NaN; that row must become
 # non-finite and be reported as diverged while the other rows carry on).
-_JIT = {"fastmath": _FASTMATH, "cache": True, "nogil": True, "error_model": "numpy"}
-_attend = njit(**_JIT)(_attend)
-_compiled = njit(parallel=True, **_JIT)(_kernel)
+_attend = njit(fastmath=_FASTMATH, cache=True, nogil=True, error_model="numpy")(_attend)
+_compiled = njit(parallel=True, fastmath=_FASTMATH, cache=True, nogil=True, error_model="numpy")(_kernel)
 
 
 def _announce_first_compilation() -> None:
@@ -200,7 +199,7 @@ def _announce_first_compilation() -> None:
     if _compiled.signatures:
         return  # compiled or loaded in this process already
     try:
-        index = _compiled._cache._cache_file._index_path  # numba's cache index of this function
+        index = _compiled._cache._cache_file._index_path  # type: ignore[attr-defined]  # numba internals
         cached = os.path.exists(index)
     except AttributeError:  # pragma: no cover - numba internals moved: stay silent rather than wrong
         return
@@ -281,8 +280,8 @@ class NumbaStep:
         """Advance the rows ``steps`` steps (noise ``(steps, B, N)`` or None); observations ``(B, steps, n_obs)``."""
         out = np.empty((self.z.shape[0], steps, self.n_obs), dtype=np.float32)
         use_noise = eps is not None
-        noise = np.ascontiguousarray(eps.cpu().numpy(), dtype=np.float32) if use_noise else self._dummy_eps
-        threads = max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
+        noise = self._dummy_eps if eps is None else np.ascontiguousarray(eps.cpu().numpy(), dtype=np.float32)
+        threads = max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))  # type: ignore[attr-defined]
         # The workqueue threading layer must not be entered from two threads at once.
         with _LOCK:
             _announce_first_compilation()

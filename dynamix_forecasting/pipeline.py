@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,8 +61,8 @@ class _Inverse:
             f += self.mean
         if self.nonstationary is not None:
             f[...], clipped = self.nonstationary.inverse(f)
-            hit = clipped.any(-1)  # (K, H)
-            saturated = np.where(hit.any(1), hit.argmax(1) + 1, 0)
+            hit = np.asarray(clipped.any(axis=-1))  # (K, H)
+            saturated = np.where(hit.any(axis=1), hit.argmax(axis=1) + 1, 0)
         if self.constant.any():
             f[..., self.constant] = self.constant_values[self.constant]
         return saturated
@@ -498,7 +499,7 @@ class DynaMixPipeline:
                     n_obs=n_obs,
                     bound=None if guard is None else guard * scale_all[lo:hi],
                     threshold=limit * scale_all[lo:hi],
-                    on_block=lambda n, w=hi - lo: bar.update(n * w),
+                    on_block=_progress(bar, hi - lo),
                 )
                 obs[lo:hi] = result.observations.cpu().numpy()
                 steps[lo:hi] = result.diverged_at.cpu().numpy()
@@ -554,6 +555,15 @@ class DynaMixPipeline:
                 stacklevel,
             )
         return out
+
+
+def _progress(bar: Any, rows: int) -> Callable[[int], None]:
+    """Progress-bar callback of one chunk of ``rows`` rows: ``steps`` done for each of them."""
+
+    def update(steps: int) -> None:
+        bar.update(steps * rows)
+
+    return update
 
 
 def _warn_divergence(steps: np.ndarray, n_rows: int, num_samples: int, what: str, fix: str, stacklevel: int) -> None:

@@ -56,7 +56,7 @@ def plot_attractor(
     ax.set_xlabel(labels[0])
     ax.set_ylabel(labels[1])
     if len(dims) == 3:
-        ax.set_zlabel(labels[2])
+        ax.set_zlabel(labels[2])  # type: ignore[attr-defined]  # a 3-D Axes
     ax.legend(loc="upper left", fontsize=8)
     if title:
         ax.set_title(title)

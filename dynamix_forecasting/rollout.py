@@ -23,13 +23,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, cast
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .model import DynaMix
+from .model import AlmostLinearRNNExpert, DynaMix
 
 NOISE_BLOCK = 256
 BACKENDS = ("auto", "numba", "torch", "reference")
@@ -129,7 +129,9 @@ class PackedWeights:
     def of(cls, model: DynaMix) -> PackedWeights:
         gate = model.gating_network
         n = model.N
-        experts = list(model.experts)
+        experts = [cast(AlmostLinearRNNExpert, e) for e in model.experts]
+        b1, b2, bias = gate.mlp_layer1.bias, gate.mlp_layer2.bias, gate.conv.bias
+        assert b1 is not None and b2 is not None and bias is not None  # the layers are built with biases
         with torch.no_grad():
             w1 = gate.mlp_layer1.weight.detach()
             return cls(
@@ -138,15 +140,15 @@ class PackedWeights:
                 inv_t1=1.0 / abs(float(gate.softmax_temp1)),
                 w1e=w1[:, :n],
                 w1z=w1[:, n:],
-                b1=gate.mlp_layer1.bias.detach(),
+                b1=b1.detach(),
                 w2=gate.mlp_layer2.weight.detach(),
-                b2=gate.mlp_layer2.bias.detach(),
+                b2=b2.detach(),
                 inv_t2=1.0 / abs(float(gate.softmax_temp2)),
                 a=torch.stack([e.A.detach() for e in experts]),
                 h=torch.stack([e.h.detach() for e in experts]),
                 w_all=torch.cat([e.W.detach().T for e in experts], dim=1).contiguous(),
                 conv_weight=gate.conv.weight.detach(),
-                conv_bias=gate.conv.bias.detach(),
+                conv_bias=bias.detach(),
                 relu_from=model.M - model.config.P,
             )
 
@@ -353,11 +355,10 @@ def rollout(
     probabilistic = model.config.probabilistic_expert
     out = torch.empty(batch, horizon, n_obs, device=device, dtype=dtype)
     diverged = torch.zeros(batch, dtype=torch.int64, device=device)
-    if noise:
-        streams = NoiseStreams.fresh(batch) if streams is None else streams
-        if streams.rows.numel() != batch:
-            raise ValueError(f"streams map {streams.rows.numel()} rows but the batch has {batch}.")
-        generators = streams.generators(device)
+    streams = NoiseStreams.fresh(batch) if streams is None else streams
+    if streams.rows.numel() != batch:
+        raise ValueError(f"streams map {streams.rows.numel()} rows but the batch has {batch}.")
+    generators = streams.generators(device) if noise else []
     for start in range(0, horizon, NOISE_BLOCK):
         stop = min(start + NOISE_BLOCK, horizon)
         eps = expert_eps = None

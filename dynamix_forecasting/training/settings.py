@@ -129,7 +129,8 @@ class TrainingSettings:
         """One line per setting: name, default, meaning."""
         lines = []
         for f in fields(cls):
-            default = f.default_factory() if f.default is MISSING else f.default
+            factory = f.default_factory
+            default = factory() if f.default is MISSING and callable(factory) else f.default
             shown = "-" if default is None else json.dumps(default)
             lines.append(f"  {f.name:<20} {shown:<26} {f.metadata['help']}")
         return "\n".join(lines)

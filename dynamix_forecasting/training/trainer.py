@@ -7,6 +7,7 @@ import json
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -190,7 +191,7 @@ class Trainer:
             return {}
         self.model.eval()
         pipeline = DynaMixPipeline(self.model)
-        scores = {"D_stsp": [], "D_H": [], "MASE": []}
+        scores: dict[str, list[float]] = {"D_stsp": [], "D_H": [], "MASE": []}
         for f in files:
             data = np.load(f)
             ctx = data[: self.s.eval_context]
@@ -274,12 +275,13 @@ class _MetricsWriter:
         self.csv = csv.DictWriter(self.file, fieldnames=self.FIELDS)
         if new:
             self.csv.writeheader()
+        self.tb: Any = None
         try:
             from torch.utils.tensorboard import SummaryWriter
 
             self.tb = SummaryWriter(str(out / "tensorboard"))
         except Exception:  # tensorboard is optional
-            self.tb = None
+            pass
 
     def write(self, row: dict) -> None:
         self.csv.writerow({k: row.get(k, "") for k in self.FIELDS})
