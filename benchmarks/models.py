@@ -16,6 +16,7 @@ from typing import ClassVar
 import numpy as np
 import pandas as pd
 
+from dynamix_forecasting.checkpoint import DEFAULT_MODEL
 from dynamix_forecasting.model_cache import cached_pipeline
 
 from .parroting import parrot
@@ -58,14 +59,14 @@ class SeasonalNaive(BenchModel):
         return med, np.broadcast_to(med, (len(Q), *med.shape))
 
 
-class DynaMix(BenchModel):
+class DynaMixBenchModel(BenchModel):
     """DynaMix through its pipeline (default options), ``num_samples`` sample paths for quantiles."""
 
     tracks = ("ts", "dsr")
 
     def __init__(
         self,
-        model: str = "dynamix-3d-alrnn-v1.0",
+        model: str = DEFAULT_MODEL,
         num_samples: int = 100,
         max_context: int = 2048,
         seed: int = 0,
@@ -73,7 +74,7 @@ class DynaMix(BenchModel):
     ) -> None:
         self.model, self.num_samples, self.max_context, self.seed = model, num_samples, max_context, seed
         self.fit_nonstationary = fit_nonstationary
-        self.name = "dynamix" if model == "dynamix-3d-alrnn-v1.0" else f"dynamix[{Path(model).stem}]"
+        self.name = "dynamix" if model == DEFAULT_MODEL else f"dynamix[{Path(model).stem}]"
         if fit_nonstationary:
             self.name += "_nonstationary"
 
@@ -92,7 +93,7 @@ class DynaMix(BenchModel):
         contexts = [fill_missing(h)[-self.max_context :, None] for h in histories]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # divergence is bounded by the guard below and reported by the scores
-            paths = self.pipeline.forecast(
+            paths = self.pipeline.sample_paths(
                 contexts,
                 horizon,
                 num_samples=self.num_samples,
@@ -264,15 +265,20 @@ def _hub_reachable(timeout: float = 2.0) -> bool:
 
 
 def build_models(
-    names: list[str], chronos_dir: str | None = None, dynamix_model: str | None = None
+    names: list[str], chronos_dir: str | None = None, dynamix_model: str | None = None, dynamix_samples: int = 100
 ) -> list[BenchModel]:
-    """Models by benchmark name (``dynamix``, ``parroting``, ``seasonal_naive``, ``auto_ets``, ...)."""
+    """Models by benchmark name (``dynamix``, ``parroting``, ``seasonal_naive``, ``auto_ets``, ...).
+
+    ``dynamix_samples`` is the number of DynaMix sample paths behind the quantiles (20 in a quick run).
+    """
     out: list[BenchModel] = []
     for name in names:
         if name == "dynamix":
-            out.append(DynaMix(dynamix_model or "dynamix-3d-alrnn-v1.0"))
+            out.append(DynaMixBenchModel(dynamix_model or DEFAULT_MODEL, num_samples=dynamix_samples))
         elif name == "dynamix_nonstationary":  # the pipeline's mode for trending series (Box-Cox + power trend)
-            out.append(DynaMix(dynamix_model or "dynamix-3d-alrnn-v1.0", fit_nonstationary=True))
+            out.append(
+                DynaMixBenchModel(dynamix_model or DEFAULT_MODEL, num_samples=dynamix_samples, fit_nonstationary=True)
+            )
         elif name == "parroting":
             out.append(Parroting())
         elif name == "seasonal_naive":

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure  # figures without pyplot: no global backend switch on import
 
 from . import data as bench_data
 from .scoring import geometric_mean
@@ -153,7 +150,8 @@ def _plot_ts(wide: pd.DataFrame, path: Path) -> None:
     for model in PUBLISHED_IN_PLOTS:
         p = published[published["model"] == model].set_index("task")["MASE"]
         rel[f"{model} (published)"] = p / pbase
-    fig, ax = plt.subplots(figsize=(1.0 + 0.9 * rel.shape[1], 0.9 + 0.38 * rel.shape[0]))
+    fig = Figure(figsize=(1.0 + 0.9 * rel.shape[1], 0.9 + 0.38 * rel.shape[0]))
+    ax = fig.subplots()
     data = np.log2(rel.to_numpy(dtype=float))
     im = ax.imshow(data, cmap="RdBu_r", vmin=-1, vmax=1, aspect="auto")
     ax.set_xticks(range(rel.shape[1]), rel.columns, rotation=40, ha="right", fontsize=8)
@@ -167,14 +165,14 @@ def _plot_ts(wide: pd.DataFrame, path: Path) -> None:
     ax.set_title("MASE relative to seasonal naive (blue: better)")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 def _plot_dsr(frame: pd.DataFrame, path: Path) -> None:
     f = _scores(frame, "dsr")
     metrics = ["D_stsp", "D_H"]
     models = sorted(f["model"].unique())
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    fig = Figure(figsize=(11, 4))
+    axes = fig.subplots(1, 2)
     for ax, metric in zip(axes, metrics, strict=True):
         data, labels = [], []
         for group in ("held_out", "training"):
@@ -187,7 +185,6 @@ def _plot_dsr(frame: pd.DataFrame, path: Path) -> None:
         ax.set_title(f"{metric} over systems (lower is better)")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 def _plot_gallery(examples: dict, path: Path) -> None:
@@ -198,7 +195,8 @@ def _plot_gallery(examples: dict, path: Path) -> None:
     panels = len(ts_tasks) + len(systems)
     if not panels:
         return
-    fig, axes = plt.subplots(panels, 1, figsize=(9, 2.4 * panels), squeeze=False)
+    fig = Figure(figsize=(9, 2.4 * panels))
+    axes = fig.subplots(panels, 1, squeeze=False)
     row = 0
     for task in ts_tasks:
         ax = axes[row, 0]
@@ -228,4 +226,3 @@ def _plot_gallery(examples: dict, path: Path) -> None:
         ax.legend(fontsize=7, ncol=4)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
-    plt.close(fig)

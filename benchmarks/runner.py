@@ -14,7 +14,9 @@ import os
 import platform
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -82,36 +84,88 @@ def _not_run(track: str, task: str, model: str, reason: str, group: str = "") ->
     return [dict(track=track, task=task, group=group, model=model, metric="not_run", value=np.nan, note=reason)]
 
 
+class _Lazy:
+    """``function(*args)``, computed on the first call and kept."""
+
+    def __init__(self, function: Callable[..., Any], *args: Any) -> None:
+        self.function, self.args, self.value, self.done = function, args, None, False
+
+    def __call__(self) -> Any:
+        if not self.done:
+            self.value, self.done = self.function(*self.args), True
+        return self.value
+
+
+def _run_case(
+    results: Results,
+    track: str,
+    task: str,
+    model: BenchModel,
+    compute: Callable[[], Any],
+    score: Callable[[Any, float], dict[str, float]],
+    group: str = "",
+    uses: str | None = None,
+) -> Any:
+    """The one skeleton of every track: skip what is done or not for this model, report why a model cannot
+    run, time ``compute()``, report a failure as a row (a failing model is never silently dropped), and add
+    the rows of ``score(output, seconds)``. ``uses`` is the model's track that ``compute`` calls (default
+    ``track``; the speed track times the others). Returns the output, or None when nothing ran."""
+    if (uses or track) not in model.tracks or results.done(track, task, model.name):
+        return None
+    reason = model.unavailable()
+    if reason:
+        results.add(_not_run(track, task, model.name, reason, group))
+        return None
+    start = time.perf_counter()
+    try:
+        output = compute()
+    except Exception as exc:
+        results.add(_not_run(track, task, model.name, f"failed: {type(exc).__name__}: {exc}"[:300], group))
+        return None
+    seconds = time.perf_counter() - start
+    rows = [
+        dict(track=track, task=task, group=group, model=model.name, metric=k, value=v, seconds=seconds)
+        for k, v in score(output, seconds).items()
+    ]
+    results.add(rows)
+    return output
+
+
 def run_ts(
     models: list[BenchModel], tasks: list[str], results: Results, max_series: int | None, examples: dict
 ) -> None:
     """Time-series track: one window per series, the last ``horizon`` points held out."""
     for name in tqdm(tasks, desc="time-series tasks", unit="task"):
-        task = None
+        task = _Lazy(bench_data.load_task, name, max_series)  # loaded only if some model still has to run
         for model in models:
-            if "ts" not in model.tracks or results.done("ts", name, model.name):
-                continue
-            reason = model.unavailable()
-            if reason:
-                results.add(_not_run("ts", name, model.name, reason))
-                continue
-            task = task or bench_data.load_task(name, max_series)
-            start = time.perf_counter()
-            try:
-                median, quantiles = model.forecast_ts(task.histories, task.horizon, task.seasonality)
-            except Exception as exc:  # a failing model is reported, never silently dropped
-                results.add(_not_run("ts", name, model.name, f"failed: {type(exc).__name__}: {exc}"[:300]))
-                continue
-            seconds = time.perf_counter() - start
-            rows = [
-                dict(metric="MASE", value=task_mase(task.histories, task.targets, median, task.seasonality)),
-                dict(metric="WQL", value=task_wql(task.targets, quantiles)),
-            ]
-            results.add([dict(track="ts", task=name, model=model.name, seconds=seconds, **r) for r in rows])
-            # The first series of each task, for the gallery plot.
-            examples[f"ts__{name}__history"] = task.histories[0][-3 * task.horizon :]
-            examples[f"ts__{name}__target"] = task.targets[0]
-            examples[f"ts__{name}__{model.name}"] = np.asarray(quantiles)[:, 0]
+            output = _run_case(
+                results,
+                "ts",
+                name,
+                model,
+                lambda model=model, task=task: model.forecast_ts(task().histories, task().horizon, task().seasonality),
+                lambda out, _, task=task: {
+                    "MASE": task_mase(task().histories, task().targets, out[0], task().seasonality),
+                    "WQL": task_wql(task().targets, out[1]),
+                },
+            )
+            if output is not None:  # the first series of each task, for the gallery plot
+                examples[f"ts__{name}__history"] = task().histories[0][-3 * task().horizon :]
+                examples[f"ts__{name}__target"] = task().targets[0]
+                examples[f"ts__{name}__{model.name}"] = np.asarray(output[1])[:, 0]
+
+
+def _dsr_scores(forecast: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+    from dynamix_forecasting import geometrical_misalignment, mase, temporal_misalignment
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        finite = np.isfinite(forecast).all()
+        return {
+            "D_stsp": geometrical_misalignment(forecast, truth) if finite else np.nan,
+            "D_H": temporal_misalignment(forecast, truth) if finite else np.nan,
+            "MASE@10": mase(forecast, truth, steps=10) if finite else np.nan,
+        }
 
 
 def run_dsr(
@@ -124,48 +178,26 @@ def run_dsr(
     examples: dict,
 ) -> None:
     """Dynamical-systems track: context = first C points, forecast ``horizon`` steps, D_stsp, D_H, MASE@10."""
-    from dynamix_forecasting import geometrical_misalignment, mase, temporal_misalignment
-
     index = bench_data.dysts_index()
     for system in tqdm(systems, desc="dynamical systems", unit="system"):
         group = "training" if index.get(system, {}).get("in_dynamix_training_set") else "held_out"
-        traj = None
+        trajectory = _Lazy(bench_data.regenerate_dysts if regenerate else bench_data.load_dysts, system)
         for c in contexts:
-            task = f"{system}@{c}"
             for model in models:
-                if "dsr" not in model.tracks or results.done("dsr", task, model.name):
-                    continue
-                reason = model.unavailable()
-                if reason:
-                    results.add(_not_run("dsr", task, model.name, reason, group))
-                    continue
-                if traj is None:
-                    traj = bench_data.regenerate_dysts(system) if regenerate else bench_data.load_dysts(system)
-                context, truth = traj[:c], traj[c : c + horizon]
-                start = time.perf_counter()
-                try:
-                    forecast = model.forecast_dsr(context, truth.shape[0])
-                except Exception as exc:
-                    results.add(_not_run("dsr", task, model.name, f"failed: {type(exc).__name__}: {exc}"[:300], group))
-                    continue
-                seconds = time.perf_counter() - start
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    finite = np.isfinite(forecast).all()
-                    scores = {
-                        "D_stsp": geometrical_misalignment(forecast, truth) if finite else np.nan,
-                        "D_H": temporal_misalignment(forecast, truth) if finite else np.nan,
-                        "MASE@10": mase(forecast, truth, steps=10) if finite else np.nan,
-                    }
-                results.add(
-                    [
-                        dict(track="dsr", task=task, group=group, model=model.name, metric=k, value=v, seconds=seconds)
-                        for k, v in scores.items()
-                    ]
+                output = _run_case(
+                    results,
+                    "dsr",
+                    f"{system}@{c}",
+                    model,
+                    lambda model=model, c=c, traj=trajectory: model.forecast_dsr(
+                        traj()[:c], traj()[c : c + horizon].shape[0]
+                    ),
+                    lambda out, _, c=c, traj=trajectory: _dsr_scores(out, traj()[c : c + horizon]),
+                    group,
                 )
-                if c == contexts[0] and system in ("Lorenz", "Rossler", "Chua", "SprottM"):
-                    examples[f"dsr__{system}__truth"] = truth[:1500]
-                    examples[f"dsr__{system}__{model.name}"] = forecast[:1500]
+                if output is not None and c == contexts[0] and system in ("Lorenz", "Rossler", "Chua", "SprottM"):
+                    examples[f"dsr__{system}__truth"] = trajectory()[c : c + horizon][:1500]
+                    examples[f"dsr__{system}__{model.name}"] = output[:1500]
 
 
 def run_speed(models: list[BenchModel], results: Results, quick: bool) -> None:
@@ -179,25 +211,19 @@ def run_speed(models: list[BenchModel], results: Results, quick: bool) -> None:
     ]
     for case, track, steps in cases:
         for model in models:
-            if track not in model.tracks or results.done("speed", case, model.name):
-                continue
-            reason = model.unavailable()
-            if reason:
-                results.add(_not_run("speed", case, model.name, reason))
-                continue
-            start = time.perf_counter()
-            if track == "ts":
-                model.forecast_ts(task.histories, task.horizon, task.seasonality)
-            else:
-                model.forecast_dsr(lorenz[:dsr_ctx], dsr_h)
-            seconds = time.perf_counter() - start
-            results.add(
-                [
-                    dict(track="speed", task=case, model=model.name, metric="seconds", value=seconds, seconds=seconds),
-                    dict(
-                        track="speed", task=case, model=model.name, metric="series_steps_per_s", value=steps / seconds
-                    ),
-                ]
+            run = (
+                (lambda model=model: model.forecast_ts(task.histories, task.horizon, task.seasonality))
+                if track == "ts"
+                else (lambda model=model: model.forecast_dsr(lorenz[:dsr_ctx], dsr_h))
+            )
+            _run_case(
+                results,
+                "speed",
+                case,
+                model,
+                run,
+                lambda _, seconds, steps=steps: {"seconds": seconds, "series_steps_per_s": steps / seconds},
+                uses=track,
             )
 
 
@@ -233,12 +259,7 @@ def main(argv: list[str] | None = None) -> None:
         names = chosen or default
         if args.quick and not chosen:
             names = [m for m in names if m != "auto_arima"]
-        built = build_models(names, args.chronos_dir, args.dynamix_model)
-        if args.quick:
-            for m in built:
-                if m.name.startswith("dynamix"):
-                    m.num_samples = 20
-        return built
+        return build_models(names, args.chronos_dir, args.dynamix_model, dynamix_samples=20 if args.quick else 100)
 
     timings: dict[str, float] = {}
     if "ts" in tracks:
@@ -263,17 +284,19 @@ def main(argv: list[str] | None = None) -> None:
 
     from .report import write_report
 
-    info = machine()
     previous = json.loads((out / "machine.json").read_text()) if (out / "machine.json").exists() else {}
-    by_track = previous.get("wall_seconds_by_track", {})
-    seconds = round(time.perf_counter() - wall, 1)
-    for track, spent in timings.items():  # a resumed or split run adds up its invocations
-        by_track[track] = round(by_track.get(track, 0.0) + spent, 1)
-    info["wall_seconds_by_track"] = by_track
-    info["wall_seconds_total"] = round(sum(by_track.values()), 1)
-    info["wall_seconds_this_run"] = seconds
-    info["quick"] = args.quick
-    (out / "machine.json").write_text(json.dumps(info, indent=2))
+    if args.report_only and previous:
+        info = previous  # a report of an earlier run keeps the machine and times it was measured with
+    else:
+        info = machine()
+        by_track = previous.get("wall_seconds_by_track", {})
+        for track, spent in timings.items():  # a resumed or split run adds up its invocations
+            by_track[track] = round(by_track.get(track, 0.0) + spent, 1)
+        info["wall_seconds_by_track"] = by_track
+        info["wall_seconds_total"] = round(sum(by_track.values()), 1)
+        info["wall_seconds_this_run"] = round(time.perf_counter() - wall, 1)
+        info["quick"] = args.quick
+        (out / "machine.json").write_text(json.dumps(info, indent=2))
     print(write_report(out, results.frame, examples, info))
     print(f"Results in {out}: results.csv, summary.md, plots/*.png (wall time {info['wall_seconds_this_run']} s)")
 
