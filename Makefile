@@ -5,13 +5,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 # The released weights ship inside the package; $DYNAMIX_MODEL_DIR (optional) points at other checkpoints.
 
-.PHONY: demo test test-fast lint format clean
+.PHONY: demo test test-fast docs lint format clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e ".[test,sktime,darts,bench]"
+	$(BIN)/pip install --quiet -e ".[test,sktime,darts,bench,docs]"
 	touch $@
 
 demo: $(BIN)/.installed
@@ -21,11 +21,16 @@ test: $(BIN)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
 	$(BIN)/python -m pytest -n 2 -q
 
 # Everything but the tests marked slow (sktime's conformance suite, the quick benchmark run, long statistics).
 test-fast: $(BIN)/.installed
 	$(BIN)/python -m pytest -n 2 -q -m "not slow"
+
+# The documentation site (mkdocs-material + mkdocstrings) into site/; `mkdocs serve` to browse it.
+docs: $(BIN)/.installed
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
@@ -35,4 +40,4 @@ format: $(BIN)/.installed
 	$(BIN)/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) demo-output .pytest_cache .ruff_cache
+	rm -rf $(VENV) demo-output site .pytest_cache .ruff_cache
