@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure  # figures without pyplot: no global backend switch on import
+from matplotlib.ticker import NullFormatter
 
 from . import data as bench_data
 from .scoring import geometric_mean
@@ -75,6 +76,77 @@ def dsr_table(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def foundation_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """The speed comparison with the foundation models, one row per model: size, memory, the three workloads'
+    times and how many times slower each model is than DynaMix on workload (a), per series."""
+    f = _scores(frame, "speed")
+    f = f[f["task"].str.startswith("fm")]
+    if f.empty:
+        return pd.DataFrame()
+    rows = []
+    for model, g in f.groupby("model"):
+
+        def pick(prefix: str, metric: str, g=g) -> pd.Series:
+            return g[g["task"].str.startswith(prefix) & (g["metric"] == metric)]["value"]
+
+        a_seconds, a_series = pick("fm_a:", "seconds").sum(), pick("fm_a:", "series").sum()
+        rows.append(
+            {
+                "model": model,
+                "weights": "random (architecture timing)" if "[random]" in model else "released",
+                "parameters": float(pick("fm:model", "parameters").sum()),
+                "peak MB": float(pick("fm:model", "peak_mb").sum()),
+                "(a) tasks": int(pick("fm_a:", "series").size),
+                "(a) s per series": a_seconds / a_series if a_series else np.nan,
+                "(a) s in all": a_seconds,
+                "(b) s": float(pick("fm_b:", "seconds").sum()),
+                "(c) s per series": float(pick("fm_c:", "seconds_per_series").sum()),
+            }
+        )
+    table = pd.DataFrame(rows)
+    per_series = table.set_index("model")["(a) s per series"]
+    for ref in ("dynamix_1path", "dynamix"):
+        if ref in per_series:
+            table[f"(a) x {ref}"] = table["(a) s per series"] / per_series[ref]
+    return table.sort_values("(a) s per series")
+
+
+def published_accuracy(tasks: list[str] | None = None) -> dict[str, float]:
+    """Geometric-mean MASE relative to seasonal naive of the published models (fev 0.6.0) over ``tasks``."""
+    published = bench_data.reference_results()
+    if tasks:
+        published = published[published["task"].isin(tasks)]
+    base = published[published["model"] == "seasonal_naive"].set_index("task")["MASE"]
+    out = {}
+    for model, g in published.groupby("model"):
+        g = g.set_index("task")["MASE"]
+        common = [t for t in g.index if t in base.index]
+        out[model] = geometric_mean(g[t] / base[t] for t in common)
+    return out
+
+
+def _plot_speed_accuracy(table: pd.DataFrame, accuracy: dict[str, float], path: Path) -> None:
+    fig = Figure(figsize=(7, 4.5))
+    ax = fig.subplots()
+    for _, row in table.iterrows():
+        name = row["model"].replace("[random]", "")
+        rel = accuracy.get(name, accuracy.get("dynamix" if name == "dynamix_1path" else "", np.nan))
+        if not np.isfinite(rel) or not np.isfinite(row["(a) s per series"]):
+            continue
+        color = "C0" if name.startswith("dynamix") else "C1"
+        label = f"{name} (accuracy of the 100-path run)" if name == "dynamix_1path" else name
+        ax.scatter(row["(a) s per series"], rel, color=color, s=40)
+        ax.annotate(label, (row["(a) s per series"], rel), textcoords="offset points", xytext=(5, 4), fontsize=8)
+    ax.set_xscale("log")
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.axhline(1.0, color="gray", lw=0.8, ls="--")
+    ax.set_xlabel("seconds per series, 17 tasks' windows, this CPU (log)")
+    ax.set_ylabel("MASE relative to seasonal naive")
+    ax.set_title("Accuracy against time (Chronos: published accuracy, random-weight timing)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
 def _md(frame: pd.DataFrame, floatfmt: str = ".3f") -> str:
     if frame.empty:
         return "_(none)_\n"
@@ -92,8 +164,14 @@ def _md(frame: pd.DataFrame, floatfmt: str = ".3f") -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_report(out: Path, frame: pd.DataFrame, examples: dict, info: dict) -> str:
-    """Write ``summary.md`` and ``plots/*.png`` from the results table; returns the Markdown."""
+def write_report(
+    out: Path, frame: pd.DataFrame, examples: dict, info: dict, accuracy_frame: pd.DataFrame | None = None
+) -> str:
+    """Write ``summary.md`` and ``plots/*.png`` from the results table; returns the Markdown.
+
+    ``accuracy_frame`` is the results table of an accuracy run, for the speed-against-accuracy plot when this
+    run has no time-series track of its own.
+    """
     plots = out / "plots"
     plots.mkdir(exist_ok=True)
     parts = ["# Benchmark results\n"]
@@ -126,9 +204,31 @@ def write_report(out: Path, frame: pd.DataFrame, examples: dict, info: dict) -> 
         parts.append(_md(dsr.sort_values(["metric", "group", "context", "median"])))
         _plot_dsr(frame, plots / "dsr_boxplots.png")
     speed = _scores(frame, "speed")
+    speed = speed[~speed["task"].str.startswith("fm")]
     if not speed.empty:
         parts.append("\n## Speed track\n")
         parts.append(_md(speed.pivot_table(index=["task", "model"], columns="metric", values="value").reset_index()))
+    foundation = foundation_table(frame)
+    if not foundation.empty:
+        parts.append("\n## Speed against the foundation models\n")
+        parts.append(
+            "Chronos rows are *architecture timing (random weights)*: the published configurations with random "
+            "weights, run through chronos-forecasting's pipelines (batches of 256, their context lengths); their "
+            "forecasts are meaningless and never scored. Workloads: (a) the single windows of the time-series "
+            "tasks (time per series: where a model would take long, measured on the first batches of a task and "
+            "scaled to the task), (b) one series, context 2,048, horizon 10,000, (c) a panel of 10,000 series, "
+            "context 512, horizon 64 (also measured on the first batches and scaled). Each model runs in its own "
+            "process (peak MB: its resident memory above the interpreter's), with the same torch threads. "
+            "`x dynamix...`: seconds per series relative to DynaMix's.\n"
+        )
+        parts.append(_md(foundation, ".4g"))
+        ts_frame = frame if not _scores(frame, "ts").empty else accuracy_frame
+        accuracy = published_accuracy()
+        if ts_frame is not None and not ts_frame.empty:
+            _, agg = ts_tables(ts_frame)
+            ours = agg[agg["source"] == "this run"].set_index("model")["rel_MASE"] if not agg.empty else {}
+            accuracy.update({k: float(v) for k, v in dict(ours).items() if k.startswith("dynamix")})
+        _plot_speed_accuracy(foundation, accuracy, plots / "speed_vs_accuracy.png")
     missing = frame[frame["metric"] == "not_run"][["track", "task", "model", "note"]]
     if not missing.empty:
         parts.append("\n## Not run\n")

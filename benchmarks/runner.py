@@ -200,8 +200,9 @@ def run_dsr(
                     examples[f"dsr__{system}__{model.name}"] = output[:1500]
 
 
-def run_speed(models: list[BenchModel], results: Results, quick: bool) -> None:
-    """Seconds per forecast and series-steps/s of each model on the same inputs."""
+def run_speed(models: list[BenchModel], results: Results, quick: bool, foundation: list[str] | None = None) -> None:
+    """Seconds per forecast and series-steps/s of each model on the same inputs, then the comparison with the
+    foundation models' architectures (see :func:`benchmarks.speed.compare_foundation_models`)."""
     task = bench_data.load_task("monash_m3_monthly", 100 if quick else None)
     lorenz = bench_data.load_dysts("Lorenz")
     dsr_ctx, dsr_h = (512, 2000) if quick else (2000, 10_000)
@@ -225,6 +226,9 @@ def run_speed(models: list[BenchModel], results: Results, quick: bool) -> None:
                 lambda _, seconds, steps=steps: {"seconds": seconds, "series_steps_per_s": steps / seconds},
                 uses=track,
             )
+    from .speed import compare_foundation_models
+
+    compare_foundation_models(results, quick, foundation)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -240,6 +244,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--dsr-horizon", type=int, default=10_000)
     parser.add_argument("--max-series", type=int, help="at most this many series per time-series task")
     parser.add_argument("--regenerate", action="store_true", help="integrate the dysts systems again (needs dysts)")
+    parser.add_argument(
+        "--foundation-models",
+        help="comma-separated models of the speed comparison (default: DynaMix with 100 and 1 paths, the Chronos-Bolt "
+        "tiny/mini/small/base and Chronos-2 architectures with random weights)",
+    )
+    parser.add_argument("--accuracy-from", help="results.csv of an accuracy run, for the speed-against-accuracy plot")
     parser.add_argument("--report-only", action="store_true", help="only rewrite summary.md and the plots")
     return parser
 
@@ -278,7 +288,8 @@ def main(argv: list[str] | None = None) -> None:
         timings["dsr"] = time.perf_counter() - start
     if "speed" in tracks:
         start = time.perf_counter()
-        run_speed(models_for(sorted(set(TS_MODELS + DSR_MODELS))), results, args.quick)
+        foundation = args.foundation_models.split(",") if args.foundation_models else None
+        run_speed(models_for(sorted(set(TS_MODELS + DSR_MODELS))), results, args.quick, foundation)
         timings["speed"] = time.perf_counter() - start
     np.savez(examples_path, **examples)
 
@@ -297,7 +308,8 @@ def main(argv: list[str] | None = None) -> None:
         info["wall_seconds_this_run"] = round(time.perf_counter() - wall, 1)
         info["quick"] = args.quick
         (out / "machine.json").write_text(json.dumps(info, indent=2))
-    print(write_report(out, results.frame, examples, info))
+    accuracy = pd.read_csv(args.accuracy_from) if args.accuracy_from else None
+    print(write_report(out, results.frame, examples, info, accuracy))
     print(f"Results in {out}: results.csv, summary.md, plots/*.png (wall time {info['wall_seconds_this_run']} s)")
 
 

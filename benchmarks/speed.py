@@ -23,6 +23,7 @@ import os
 import platform
 import resource
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -34,6 +35,22 @@ CASES = {
     "d": (10_000, 512, 100),
 }
 BACKENDS = {"plain": dict(backend="reference"), "torch": dict(backend="torch"), "numba": dict(backend="numba")}
+
+
+def _memory(field: str = "VmHWM") -> int:
+    """This process' peak (``VmHWM``) or current (``VmRSS``) resident memory in bytes.
+
+    Read from ``/proc/self/status``, which starts afresh in a spawned process; ``ru_maxrss`` would carry the
+    parent's high-water mark over the exec and hide a child's smaller peak. Falls back to ``ru_maxrss``.
+    """
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def contexts(n_series: int, length: int) -> np.ndarray:
@@ -62,12 +79,12 @@ def run_case(case: str, backend: str, repeats: int, device: str = "cpu") -> tupl
             torch.cuda.synchronize()
         best = min(best, time.perf_counter() - start)
     assert np.isfinite(out).all()
-    return best, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    return best, _memory()
 
 
 def _child(case: str, backend: str, repeats: int, device: str, queue) -> None:
     torch.set_num_threads(int(os.environ.get("SPEED_THREADS", torch.get_num_threads())))
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    base = _memory("VmRSS")
     seconds, peak = run_case(case, backend, repeats, device)
     queue.put((seconds, peak, base))
 
@@ -114,3 +131,135 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+# --------------------------------------------------------------------------- against the foundation models
+#: The models of the comparison: DynaMix as benchmarked (100 sample paths) and with one path, and the Chronos
+#: architectures with random weights (see benchmarks/architectures.py).
+FOUNDATION_MODELS = [
+    "dynamix",
+    "dynamix_1path",
+    "chronos_bolt_tiny",
+    "chronos_bolt_mini",
+    "chronos_bolt_small",
+    "chronos_bolt_base",
+    "chronos_2",
+]
+#: Workloads: (a) the time-series tasks' single windows; (b) one long series far ahead; (c) a large panel.
+LONG = (2048, 10_000)
+PANEL = (10_000, 512, 64)
+
+
+def panel_histories(n: int, length: int, seed: int = 0) -> list[np.ndarray]:
+    """``n`` seasonal random-walk series of ``length`` points (the panel workload's inputs)."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(length)
+    season = np.sin(2 * np.pi * t / 24)[None] * rng.uniform(0.5, 2.0, (n, 1))
+    return list(season + rng.standard_normal((n, length)).cumsum(1) * 0.1 + rng.uniform(5, 50, (n, 1)))
+
+
+def _bench_model(name: str, folder: Path):
+    """The benchmark's model for a comparison name (Chronos architectures built with random weights)."""
+    from benchmarks import architectures
+    from benchmarks.models import Chronos, DynaMixBenchModel
+
+    if name == "dynamix":
+        return DynaMixBenchModel(num_samples=100)
+    if name == "dynamix_1path":
+        model = DynaMixBenchModel(num_samples=1)
+        model.name = "dynamix_1path"
+        return model
+    model = Chronos(name, path=str(architectures.build(name, folder)))
+    model.name = f"{name}[random]"
+    return model
+
+
+def _timed(
+    model, histories: list[np.ndarray], horizon: int, season: int, budget: float, chunk: int
+) -> tuple[float, int]:
+    """Seconds for the first ``done`` series, in calls of ``chunk`` series until ``budget`` seconds have passed."""
+    done, start = 0, time.perf_counter()
+    while done < len(histories):
+        model.forecast_ts(histories[done : done + chunk], horizon, season)
+        done = min(done + chunk, len(histories))
+        if time.perf_counter() - start > budget:
+            break
+    return time.perf_counter() - start, done
+
+
+def _foundation_child(name: str, folder: str, quick: bool, queue) -> None:
+    import warnings
+
+    from benchmarks import architectures
+    from benchmarks import data as bench_data
+
+    torch.set_num_threads(int(os.environ.get("SPEED_THREADS", torch.get_num_threads())))
+    warnings.simplefilter("ignore")  # Chronos warns about long horizons; DynaMix divergence is bounded
+    base = _memory("VmRSS")  # the interpreter with torch and numpy loaded
+    model = _bench_model(name, Path(folder))
+    random_weights = name.startswith("chronos")
+    note = architectures.RANDOM_WEIGHTS_NOTE if random_weights else ""
+    # DynaMix forecasts a whole task in one batched call; Chronos in the benchmark's batches of 256.
+    chunk = 10**9 if name.startswith("dynamix") else 256
+    model.forecast_ts(panel_histories(4, 64), 8, 1)  # warm-up: numba compilation, first-call overheads
+    rows: list[dict] = []
+
+    def add(task: str, seconds: float, done: int, total: int) -> None:
+        extra = "" if done == total else f"measured on {done} of {total} series"
+        rows.extend(
+            dict(track="speed", task=task, model=model.name, metric=m, value=v, seconds=seconds,
+                 note="; ".join(s for s in (note, extra) if s))
+            for m, v in (("seconds", seconds * total / done), ("seconds_per_series", seconds / done), ("series", total))
+        )  # fmt: skip
+
+    tasks = ["monash_m3_yearly", "monash_tourism_quarterly", "ETTh"] if quick else list(bench_data.task_specs())
+    for task_name in tasks:
+        task = bench_data.load_task(task_name, 20 if quick else None)
+        histories = task.histories  # missing values as in the accuracy track: each model handles its own
+        seconds, done = _timed(model, histories, task.horizon, task.seasonality, 2.0 if quick else 10.0, chunk)
+        add(f"fm_a:{task_name}", seconds, done, len(histories))
+    from dynamix_forecasting.examples import lorenz63
+
+    context, horizon = (512, 1000) if quick else LONG
+    series = lorenz63(context, dt=0.02)[:, 0]
+    seconds, done = _timed(model, [series], horizon, 1, float("inf"), 1)
+    add(f"fm_b:long_{context}x{horizon}", seconds, done, 1)
+    n, length, horizon = (200, 512, 64) if quick else PANEL
+    seconds, done = _timed(model, panel_histories(n, length), horizon, 24, 3.0 if quick else 30.0, chunk)
+    add(f"fm_c:panel_{n}x{length}x{horizon}", seconds, done, n)
+    if random_weights:
+        params = architectures.parameter_count(architectures.build(name, Path(folder)))
+    else:
+        params = sum(p.numel() for p in model.pipeline.model.parameters())
+    peak = _memory() - base
+    rows.extend(
+        dict(track="speed", task="fm:model", model=model.name, metric=m, value=v, note=note)
+        for m, v in (("parameters", float(params)), ("peak_mb", peak / 2**20))
+    )
+    queue.put(rows)
+
+
+def architectures_folder() -> Path:
+    """Where the random-weight Chronos models are kept between runs (about 1.6 GB; never in the results)."""
+    import tempfile
+
+    return Path(os.environ.get("DYNAMIX_ARCH_CACHE", Path(tempfile.gettempdir()) / "dynamix-chronos-architectures"))
+
+
+def compare_foundation_models(results, quick: bool, models: list[str] | None = None) -> None:
+    """The speed comparison with the foundation models: each model in a fresh process (its own peak memory),
+    with the same torch threads; rows go to the speed track of ``results``."""
+    folder = architectures_folder()
+    folder.mkdir(parents=True, exist_ok=True)
+    names = models or (["dynamix", "dynamix_1path", "chronos_bolt_tiny"] if quick else FOUNDATION_MODELS)
+    for name in names:
+        label = f"{name}[random]" if name.startswith("chronos") else name
+        if results.done("speed", "fm:model", label):
+            continue
+        ctx = mp.get_context("spawn")
+        queue = ctx.Queue()
+        proc = ctx.Process(target=_foundation_child, args=(name, str(folder), quick, queue))
+        proc.start()
+        rows = queue.get()
+        proc.join()
+        results.add(rows)

@@ -120,11 +120,45 @@ def test_quick_run_writes_results_table_and_plots(tmp_path, tasks, released_mode
     assert not_run.empty, not_run  # with the tiny Chronos folders every model runs
     summary = (out / "summary.md").read_text()
     assert "published (fev 0.6.0)" in summary and "held_out" in summary and "series_steps_per_s" in summary
-    for plot in ("ts_relative_mase.png", "dsr_boxplots.png", "gallery.png"):
+    for plot in ("ts_relative_mase.png", "dsr_boxplots.png", "gallery.png", "speed_vs_accuracy.png"):
         assert (out / "plots" / plot).stat().st_size > 10_000
+    # the speed comparison with the foundation models: every workload timed for every model, Chronos marked
+    fm = frame[frame["task"].str.startswith("fm")]
+    assert set(fm["model"]) == {"dynamix", "dynamix_1path", "chronos_bolt_tiny[random]"}
+    for _, rows in fm.groupby("model"):
+        assert {t.split(":")[0] for t in rows["task"]} == {"fm", "fm_a", "fm_b", "fm_c"}
+        assert (rows[rows["metric"] == "seconds"]["value"].astype(float) > 0).all()
+    chronos = fm[fm["model"] == "chronos_bolt_tiny[random]"]
+    assert chronos["note"].str.contains("architecture timing (random weights)").all()
+    params = fm[(fm["task"] == "fm:model") & (fm["metric"] == "parameters")].set_index("model")["value"]
+    assert params["dynamix"] == 10256 and params["chronos_bolt_tiny[random]"] == 8_652_672
+    assert "Speed against the foundation models" in summary
     before = len(frame)
     main(["--quick", "--output", str(out), "--track", "ts"])  # resumable: nothing is run twice
     assert len(pd.read_csv(out / "results.csv")) == before
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "chronos_bolt_tiny",
+        "chronos_bolt_mini",
+        "chronos_bolt_small",
+        pytest.param("chronos_bolt_base", marks=pytest.mark.slow),
+        pytest.param("chronos_2", marks=pytest.mark.slow),
+    ],
+)
+def test_published_architectures_build_with_their_sizes_and_run(tmp_path, name):
+    from benchmarks import architectures
+
+    folder = architectures.build(name, tmp_path)
+    params = architectures.parameter_count(folder)
+    # The configurations reproduce the parameter counts published for the released models (to 1 %).
+    assert abs(params / architectures.PUBLISHED_PARAMETERS[name] - 1) < 0.01, params
+    model = Chronos(name, path=str(folder))
+    rng = np.random.default_rng(0)
+    median, quantiles = model.forecast_ts([rng.standard_normal(300).cumsum(), rng.standard_normal(50)], 20, 1)
+    assert median.shape == (2, 20) and quantiles.shape == (9, 2, 20) and np.isfinite(quantiles).all()
 
 
 def test_regenerated_trajectory_matches_the_stored_one():
