@@ -29,6 +29,7 @@ from .preprocessing import (
     embed,
     min_context_length,
     positional_taus,
+    standardize_univariate,
 )
 from .preprocessing import standardize as standardize_series
 from .rollout import BACKENDS, NoiseStreams, choose_backend, rollout
@@ -81,6 +82,34 @@ def _transform_row(series: np.ndarray, standardize: bool, fit_nonstationary: boo
     constant = np.ptp(series, axis=0) == 0
     inverse = _Inverse(series.shape[1], mean, std, nonstationary, constant, series[0].copy())
     return np.asarray(data, dtype=np.float32), inverse
+
+
+def _transform_rows(
+    rows: list[np.ndarray], standardize: bool, fit_nonstationary: bool
+) -> list[tuple[np.ndarray, _Inverse]]:
+    """:func:`_transform_row` of every row; univariate rows of equal length are standardized together
+    (:func:`~dynamix_forecasting.preprocessing.standardize_univariate`, the same bits as one by one)."""
+    out: list[tuple[np.ndarray, _Inverse] | None] = [None] * len(rows)
+    if standardize and not fit_nonstationary:
+        groups: dict[int, list[int]] = {}
+        for i, r in enumerate(rows):
+            if r.shape[1] == 1:
+                groups.setdefault(r.shape[0], []).append(i)
+        for members in groups.values():
+            if len(members) < 2:
+                continue
+            batch = np.stack([rows[i][:, 0] for i in members])
+            data, mean, std = standardize_univariate(batch)
+            for k, i in enumerate(members):
+                series = rows[i]
+                inverse = _Inverse(
+                    1, mean[k : k + 1], std[k : k + 1], None, np.ptp(series, axis=0) == 0, series[0].copy()
+                )
+                out[i] = (data[k][:, None], inverse)
+    return [
+        o if o is not None else _transform_row(r, standardize, fit_nonstationary)
+        for o, r in zip(out, rows, strict=True)
+    ]
 
 
 def _embed_row(
@@ -404,7 +433,7 @@ class DynaMixPipeline:
         )
         init_rows = self._initial_x_rows(initial_x, batch, split)
         rng = np.random.default_rng(seed)
-        staged = [_transform_row(r, standardize, fit_nonstationary) for r in rows]
+        staged = _transform_rows(rows, standardize, fit_nonstationary)
         taus: list[int | None] = [None] * len(rows)
         if preprocessing_method == "pos_embedding" and len(rows) > 1 and rows[0].shape[1] < n_model:
             # The embedding periods of many series from batched FFTs (one series keeps the exact 1-D path).

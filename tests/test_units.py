@@ -211,3 +211,17 @@ def test_resolve_builds_arrays_structs_and_shared_back_references(tmp_path):
     matrix["size"] = [4, 3]
     with pytest.raises(BSONError, match="holds 24 bytes"):
         resolve(read_bson(_bson(tmp_path, doc, "bad.bson")))
+
+
+def test_univariate_panels_are_standardized_in_one_go_with_the_single_series_bits():
+    from dynamix_forecasting.preprocessing import standardize_univariate
+
+    rng = np.random.default_rng(1)
+    for t_len in (3, 17, 301, 2048):
+        batch = rng.standard_normal((40, t_len)) * 10 ** rng.uniform(-30, 30, (40, 1))
+        batch += rng.choice([0.0, 1.0, 1e8, -3e14], (40, 1))
+        batch[0], batch[1] = 7.0, np.round(batch[1])  # a constant row, an integer-valued row
+        out, mean, std = standardize_univariate(batch)
+        for i, row in enumerate(batch):
+            alone, m, s = standardize(row[:, None])
+            assert np.array_equal(alone[:, 0], out[i]) and m[0] == mean[i] and s[0] == std[i], (t_len, i)
