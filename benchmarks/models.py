@@ -110,6 +110,57 @@ class DynaMixBenchModel(BenchModel):
             return self.pipeline.forecast(context, horizon, seed=self.seed, divergence_guard=10.0)
 
 
+class DynaMixTimeSeries(BenchModel):
+    """DynaMix's time-series mode: season length = the task's seasonality, calibrated quantiles."""
+
+    name = "dynamix_ts"
+
+    def __init__(self, model: str = DEFAULT_MODEL, seed: int = 0) -> None:
+        self.model, self.seed = model, seed
+        if model != DEFAULT_MODEL:
+            self.name = f"dynamix_ts[{Path(model).stem}]"
+
+    @property
+    def pipeline(self):
+        return cached_pipeline(self.model)
+
+    def unavailable(self) -> str | None:
+        return DynaMixBenchModel.unavailable(self)  # type: ignore[arg-type]
+
+    def forecast_ts(self, histories, horizon, seasonality):
+        quantiles, point = self.pipeline.predict_quantiles(
+            [fill_missing(h) for h in histories],
+            horizon,
+            QUANTILES,
+            mode="time_series",
+            season_length=seasonality,
+            seed=self.seed,
+        )  # (Q, H, S, 1), (H, S, 1)
+        return point[..., 0].T, quantiles[..., 0].transpose(0, 2, 1)
+
+
+class Naive2(BenchModel):
+    """The time-series mode's seasonal adjustment followed by a naive forecast (the M4 "Naive2" benchmark).
+
+    The control of ``dynamix_ts``: what the adjustment alone achieves. The point forecast at every quantile,
+    as fev scores seasonal naive.
+    """
+
+    name = "naive2"
+
+    def forecast_ts(self, histories, horizon, seasonality):
+        from dynamix_forecasting.seasonality import fit_adjustment
+
+        out = []
+        for h in histories:
+            y = fill_missing(h)
+            adjustment = fit_adjustment(y, seasonality)
+            level = np.full(horizon, (y if adjustment is None else adjustment.adjust(y))[-1])
+            out.append(level if adjustment is None else adjustment.restore(level, y.shape[0]))
+        med = np.stack(out)
+        return med, np.broadcast_to(med, (len(Q), *med.shape))
+
+
 class Parroting(BenchModel):
     """Context parroting; quantiles from the continuations of the ``n_matches`` best matches."""
 
@@ -279,6 +330,10 @@ def build_models(
             out.append(
                 DynaMixBenchModel(dynamix_model or DEFAULT_MODEL, num_samples=dynamix_samples, fit_nonstationary=True)
             )
+        elif name == "dynamix_ts":
+            out.append(DynaMixTimeSeries(dynamix_model or DEFAULT_MODEL))
+        elif name == "naive2":
+            out.append(Naive2())
         elif name == "parroting":
             out.append(Parroting())
         elif name == "seasonal_naive":

@@ -24,12 +24,14 @@ from tqdm.auto import tqdm
 
 from . import data as bench_data
 from .models import BenchModel, build_models
-from .scoring import task_mase, task_wql
+from .scoring import quantile_coverage, task_mase, task_wql
 
 COLUMNS = ["track", "task", "group", "model", "metric", "value", "seconds", "note"]
 TS_MODELS = [
     "seasonal_naive",
     "dynamix",
+    "dynamix_ts",
+    "naive2",
     "parroting",
     "auto_ets",
     "auto_theta",
@@ -147,6 +149,7 @@ def run_ts(
                 lambda out, _, task=task: {
                     "MASE": task_mase(task().histories, task().targets, out[0], task().seasonality),
                     "WQL": task_wql(task().targets, out[1]),
+                    **quantile_coverage(task().targets, out[1]),
                 },
             )
             if output is not None:  # the first series of each task, for the gallery plot

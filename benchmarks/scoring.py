@@ -45,3 +45,24 @@ def geometric_mean(values) -> float:
     if arr.size == 0 or not np.all(np.isfinite(arr)) or np.any(arr <= 0):
         return float("nan")
     return float(np.exp(np.log(arr).mean()))
+
+
+def quantile_coverage(targets: list[np.ndarray], quantile_preds: np.ndarray, levels=QUANTILES) -> dict[str, float]:
+    """Empirical coverage of quantile forecasts ``(Q, S, H)`` over a task (NaN targets ignored).
+
+    ``coverage@q``: the share of outcomes at or below the level-``q`` forecast (nominal ``q``);
+    ``band_10_90``: the share inside the 0.1 to 0.9 band (nominal 0.8), ends included.
+    ``mid_coverage@q`` and ``mid_band_10_90`` count an outcome equal to a forecast as half covered (the
+    randomized-PIT convention for discrete data), so that a forecast of exactly 0 for an outcome of 0 does
+    not count as inside every band.
+    """
+    y = np.stack(targets)
+    mask = np.isfinite(y)
+    out: dict[str, float] = {}
+    for q, pred in zip(levels, quantile_preds, strict=True):
+        out[f"coverage@{q:g}"] = float(np.mean((y <= pred)[mask]))
+        out[f"mid_coverage@{q:g}"] = float(np.mean(((y < pred) + 0.5 * (y == pred))[mask]))
+    lo, hi = f"{0.1:g}", f"{0.9:g}"
+    out["band_10_90"] = out[f"coverage@{hi}"] - float(np.mean((y < quantile_preds[list(levels).index(0.1)])[mask]))
+    out["mid_band_10_90"] = out[f"mid_coverage@{hi}"] - out[f"mid_coverage@{lo}"]
+    return out

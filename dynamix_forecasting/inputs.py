@@ -45,6 +45,10 @@ class SeriesBatch:
         """Number of data channels ``F`` shared by all series."""
         return self.series[0].shape[1]
 
+    def tail(self, length: int) -> SeriesBatch:
+        """The same batch with only the most recent ``length`` points of each series."""
+        return SeriesBatch([s[-length:] for s in self.series], self.layout, self.as_torch, self.device)
+
 
 def _check_time_index(index: pd.Index, what: str) -> None:
     """Refuse a time index that is not strictly increasing; warn when its steps are uneven.

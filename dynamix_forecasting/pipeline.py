@@ -33,6 +33,7 @@ from .preprocessing import (
 )
 from .preprocessing import standardize as standardize_series
 from .rollout import BACKENDS, NoiseStreams, choose_backend, rollout
+from .timeseries import INTERVAL_SCALE, TimeSeriesForecast, forecast_time_series
 
 # A standardized series whose forecast leaves this multiple of its context's range counts as diverged.
 DIVERGENCE_FACTOR = 10.0
@@ -233,6 +234,8 @@ class DynaMixPipeline:
         horizon: int,
         *,
         preprocessing_method: str = "pos_embedding",
+        season_length: Any = None,
+        context_length: int | None = None,
         standardize: bool = True,
         fit_nonstationary: bool = False,
         initial_x: Any = None,
@@ -243,6 +246,7 @@ class DynaMixPipeline:
         batch_size: int | None = None,
         progress: bool = False,
         backend: str = "auto",
+        mode: str = "dynamics",
     ) -> np.ndarray | torch.Tensor:
         """Forecast ``horizon`` steps ahead of each context series.
 
@@ -256,6 +260,12 @@ class DynaMixPipeline:
         preprocessing_method : str, default "pos_embedding"
             How ``F < N`` channels are lifted to the model's ``N``: ``"pos_embedding"``,
             ``"delay_embedding"``, ``"delay_embedding_random"`` or ``"zero_embedding"``.
+        season_length : int or sequence of int, optional
+            The period of ``"pos_embedding"`` (one for all series, or one per series) instead of the
+            published guess from the context's autocorrelation. Pass the data's season length (12 for
+            monthly data, 24 for hourly, ...): the guess is often a multiple or a fraction of it.
+        context_length : int, optional
+            Use only the most recent ``context_length`` points of each series (default: all of them).
         standardize : bool, default True
             Standardize each channel with the context's mean and std.
         fit_nonstationary : bool, default False
@@ -284,12 +294,22 @@ class DynaMixPipeline:
             compiled CPU kernel) and ``"torch"`` (fused batched torch ops, for GPUs) compute the same maths
             in another rounding order, much faster. ``"auto"``: the reference step when ``noise=False``,
             else numba on CPUs and torch on GPUs.
+        mode : str, default "dynamics"
+            ``"dynamics"``: the published pipeline. ``"time_series"``: the time-series mode for ordinary
+            series (see :mod:`dynamix_forecasting.timeseries`): each channel is seasonally adjusted
+            where its history shows the season ``season_length``, forecast under several preprocessing
+            choices weighted by their errors on rolling origins inside the history, and the season put
+            back. It returns the point forecast (no samples axis): the noise-free forecast of each
+            choice, or with ``num_samples > 1`` the median of that many noisy paths. ``season_length``
+            (default 1: no season) and ``context_length`` apply; the embedding, standardization,
+            ``fit_nonstationary`` and ``initial_x`` options belong to the dynamics mode. Use
+            :meth:`predict_quantiles` for its calibrated quantiles.
 
         Returns
         -------
         numpy.ndarray or torch.Tensor
             ``(H, F)`` for a single series, ``(H, S, F)`` for several (``(H,)`` for 1-D input), with
-            a leading samples axis when ``num_samples > 1``. A tensor for tensor input.
+            a leading samples axis when ``num_samples > 1`` (dynamics mode). A tensor for tensor input.
 
         Warns
         -----
@@ -298,10 +318,33 @@ class DynaMixPipeline:
         UserWarning
             If ``F > N`` and channels are forecast one by one.
         """
+        if _check_mode(mode) == "time_series":
+            _refuse_dynamics_options(
+                preprocessing_method=preprocessing_method,
+                standardize=standardize,
+                fit_nonstationary=fit_nonstationary,
+                initial_x=initial_x,
+            )
+            result, batch = self._time_series(
+                context,
+                horizon,
+                season_length=season_length,
+                context_length=context_length,
+                num_samples=num_samples,
+                seed=seed,
+                noise=noise,
+                divergence_guard=divergence_guard,
+                batch_size=batch_size,
+                progress=progress,
+                backend=backend,
+            )
+            return _shaped(_rows_to_hsf(result.point, batch), batch)
         paths, batch = self._paths(
             context,
             horizon,
             preprocessing_method=preprocessing_method,
+            season_length=season_length,
+            context_length=context_length,
             standardize=standardize,
             fit_nonstationary=fit_nonstationary,
             initial_x=initial_x,
@@ -314,16 +357,167 @@ class DynaMixPipeline:
             backend=backend,
             stacklevel=3,
         )
-        out = paths
-        if batch.layout in ("1d", "2d"):
-            out = out[:, :, 0]
-            if batch.layout == "1d":
-                out = out[..., 0]
-        if num_samples == 1:
-            out = out[0]
-        if batch.as_torch:
-            return torch.as_tensor(out, dtype=torch.float32, device=batch.device)
-        return out
+        return _shaped(paths if num_samples > 1 else paths[0], batch)
+
+    def predict_quantiles(
+        self,
+        context: Any,
+        horizon: int,
+        quantile_levels: Any = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9),
+        *,
+        mode: str = "dynamics",
+        season_length: Any = None,
+        context_length: int | None = None,
+        num_samples: int | None = None,
+        seed: int | None = 0,
+        interval_scale: float | None = None,
+        **options: Any,
+    ) -> tuple[np.ndarray | torch.Tensor, np.ndarray | torch.Tensor]:
+        """Quantile and point forecasts.
+
+        Parameters
+        ----------
+        context, horizon
+            As in :meth:`forecast`.
+        quantile_levels : sequence of float
+            Levels strictly between 0 and 1.
+        mode : str, default "dynamics"
+            ``"dynamics"``: quantiles and median of ``num_samples`` (default 100) sample paths of the
+            published pipeline (their spread is the gating noise, not calibrated for real data).
+            ``"time_series"``: the time-series mode's point forecast and quantiles calibrated on each
+            series' own rolling-origin errors (see :mod:`dynamix_forecasting.timeseries`).
+        season_length, context_length, seed
+            As in :meth:`forecast`.
+        num_samples : int, optional
+            Sample paths: 100 in the dynamics mode; 1 (noise-free) in the time-series mode.
+        interval_scale : float, optional
+            Time-series mode: multiplier of the calibrated spread (default
+            :data:`~dynamix_forecasting.timeseries.INTERVAL_SCALE`).
+        **options
+            Further options of :meth:`forecast` (``divergence_guard``, ``batch_size``, ``backend``, ...).
+
+        Returns
+        -------
+        quantiles : numpy.ndarray or torch.Tensor
+            The quantiles stacked along a new leading axis: ``(Q, *shape)`` with ``shape`` the shape
+            :meth:`forecast` returns for one sample.
+        point : numpy.ndarray or torch.Tensor
+            ``shape``: the median of the paths (dynamics) or the point forecast (time series).
+        """
+        levels = _levels(quantile_levels)
+        if _check_mode(mode) == "time_series":
+            _refuse_dynamics_options(**options)
+            if interval_scale is not None and not (
+                isinstance(interval_scale, int | float) and np.isfinite(interval_scale) and interval_scale > 0
+            ):
+                raise ValueError(f"interval_scale must be a positive finite number, got {interval_scale!r}.")
+            result, batch = self._time_series(
+                context,
+                horizon,
+                season_length=season_length,
+                context_length=context_length,
+                num_samples=1 if num_samples is None else num_samples,
+                seed=seed,
+                interval_scale=interval_scale,
+                **options,
+            )
+            quantiles = _rows_to_hsf(result.quantiles(levels), batch)
+            return _shaped(quantiles, batch), _shaped(_rows_to_hsf(result.point, batch), batch)
+        if interval_scale is not None:
+            raise ValueError("interval_scale applies to mode='time_series' only; drop it or set that mode.")
+        paths, batch = self._paths(
+            context,
+            horizon,
+            **{**_DYNAMICS_DEFAULTS, **options},
+            season_length=season_length,
+            context_length=context_length,
+            num_samples=100 if num_samples is None else num_samples,
+            seed=seed,
+            stacklevel=3,
+        )
+        return _shaped(np.quantile(paths, levels, axis=0), batch), _shaped(np.median(paths, axis=0), batch)
+
+    def _time_series(
+        self,
+        context: Any,
+        horizon: int,
+        *,
+        season_length: Any,
+        context_length: int | None,
+        num_samples: int,
+        seed: int | None,
+        noise: bool = True,
+        divergence_guard: float | None = None,
+        batch_size: int | None = None,
+        progress: bool = False,
+        backend: str = "auto",
+        interval_scale: float | None = None,
+    ) -> tuple[TimeSeriesForecast, SeriesBatch]:
+        """The time-series mode over every (series, channel) row: a forecast of ``S * F`` rows, series-major."""
+        horizon = positive_int("horizon", horizon)
+        num_samples = positive_int("num_samples", num_samples)
+        for name, flag in (("noise", noise), ("progress", progress)):
+            check_bool(name, flag)
+        seed = check_seed(seed)
+        guard = 10.0 if divergence_guard is None else check_guard(divergence_guard)
+        batch = as_series_batch(context)
+        if context_length is not None:
+            context_length = positive_int("context_length", context_length)
+            batch = batch.tail(context_length)
+        n_series, n_data = len(batch.series), batch.n_channels
+        periods = [1] * n_series if season_length is None else _season_lengths(season_length, n_series, "pos_embedding")
+        for i, series in enumerate(batch.series):
+            if series.shape[0] < TS_MIN_HISTORY:
+                name = "the context" if n_series == 1 else f"series {i}"
+                raise ValueError(
+                    f"{name} has {series.shape[0]} points; the time-series mode needs at least {TS_MIN_HISTORY}."
+                )
+        rows = [series[:, f] for series in batch.series for f in range(n_data)]
+        row_periods = [p for p in (periods or []) for _ in range(n_data)]
+        check_memory(n_rows=len(rows), num_samples=num_samples, horizon=horizon, n_values=len(rows),
+                     context_values=sum(r.shape[0] for r in rows) * self.model.N, batch_size=batch_size)  # fmt: skip
+        scale = INTERVAL_SCALE if interval_scale is None else float(interval_scale)
+
+        def roll(contexts: list[np.ndarray], h: int, method: str, period: int | None) -> np.ndarray:
+            with warnings.catch_warnings():
+                # Diverging candidates are bounded by the guard and down-weighted by their errors.
+                warnings.simplefilter("ignore", DivergenceWarning)
+                paths = self.sample_paths(
+                    [c[:, None] for c in contexts],
+                    h,
+                    preprocessing_method=method,
+                    season_length=period,
+                    num_samples=num_samples,
+                    seed=seed,
+                    noise=noise and num_samples > 1,
+                    divergence_guard=guard,
+                    batch_size=batch_size,
+                    backend=backend,
+                )
+            return np.median(paths[..., 0], axis=0).T
+
+        parts: dict[int, list[int]] = {}
+        for r, p in enumerate(row_periods):
+            parts.setdefault(p, []).append(r)
+        point = np.empty((len(rows), horizon))
+        spread = np.empty((len(rows), horizon))
+        nonnegative = np.empty(len(rows), dtype=bool)
+        seasonal = np.empty(len(rows), dtype=bool)
+        weights: list[np.ndarray] = []
+        for period, members in tqdm(parts.items(), disable=not progress, desc="DynaMix time-series mode"):
+            fc = forecast_time_series([rows[r] for r in members], horizon, roll, period, interval_scale=scale)
+            point[members], spread[members] = fc.point, fc.spread
+            nonnegative[members], seasonal[members] = fc.nonnegative, fc.seasonal
+            weights.append(fc.weights)
+        result = TimeSeriesForecast(
+            point,
+            spread,
+            nonnegative,
+            weights[0] if len(weights) == 1 else np.empty((0, len(rows))),
+            seasonal,
+            fc.candidates if len(parts) == 1 else (),
+        )
+        return result, batch
 
     def sample_paths(
         self,
@@ -331,6 +525,8 @@ class DynaMixPipeline:
         horizon: int,
         *,
         preprocessing_method: str = "pos_embedding",
+        season_length: Any = None,
+        context_length: int | None = None,
         standardize: bool = True,
         fit_nonstationary: bool = False,
         initial_x: Any = None,
@@ -351,6 +547,8 @@ class DynaMixPipeline:
             context,
             horizon,
             preprocessing_method=preprocessing_method,
+            season_length=season_length,
+            context_length=context_length,
             standardize=standardize,
             fit_nonstationary=fit_nonstationary,
             initial_x=initial_x,
@@ -371,6 +569,8 @@ class DynaMixPipeline:
         horizon: int,
         *,
         preprocessing_method: str,
+        season_length: Any,
+        context_length: int | None,
         standardize: bool,
         fit_nonstationary: bool,
         initial_x: Any,
@@ -405,6 +605,15 @@ class DynaMixPipeline:
         batch = as_series_batch(context)
         n_model, n_data = self.model.N, batch.n_channels
         need = self.min_context_length(n_data, preprocessing_method)
+        if context_length is not None:
+            context_length = positive_int("context_length", context_length)
+            if context_length < need:
+                raise ValueError(
+                    f"context_length={context_length} is shorter than the {need} points {preprocessing_method} "
+                    f"needs; pass context_length >= {need}."
+                )
+            batch = batch.tail(context_length)
+        periods = _season_lengths(season_length, len(batch.series), preprocessing_method)
         for i, s in enumerate(batch.series):
             if s.shape[0] < need:
                 name = "the context" if len(batch.series) == 1 else f"series {i}"
@@ -435,7 +644,9 @@ class DynaMixPipeline:
         rng = np.random.default_rng(seed)
         staged = _transform_rows(rows, standardize, fit_nonstationary)
         taus: list[int | None] = [None] * len(rows)
-        if preprocessing_method == "pos_embedding" and len(rows) > 1 and rows[0].shape[1] < n_model:
+        if periods is not None:
+            taus = [p for p in periods for _ in range(n_data)] if split else list(periods)
+        elif preprocessing_method == "pos_embedding" and len(rows) > 1 and rows[0].shape[1] < n_model:
             # The embedding periods of many series from batched FFTs (one series keeps the exact 1-D path).
             taus = list(positional_taus([data for data, _ in staged]))
         embedded = [
@@ -584,6 +795,85 @@ class DynaMixPipeline:
                 stacklevel,
             )
         return out
+
+
+TS_MIN_HISTORY = 3
+_MODES = ("dynamics", "time_series")
+_DYNAMICS_DEFAULTS: dict[str, Any] = {
+    "preprocessing_method": "pos_embedding",
+    "standardize": True,
+    "fit_nonstationary": False,
+    "initial_x": None,
+    "noise": True,
+    "divergence_guard": None,
+    "batch_size": None,
+    "progress": False,
+    "backend": "auto",
+}
+
+
+def _check_mode(mode: Any) -> str:
+    if mode not in _MODES:
+        raise ValueError(f"Unknown mode {mode!r}; choose 'dynamics' (the published pipeline) or 'time_series'.")
+    return str(mode)
+
+
+def _refuse_dynamics_options(**options: Any) -> None:
+    """Options of the dynamics mode that the time-series mode would otherwise ignore: refuse them."""
+    own = {"preprocessing_method", "standardize", "fit_nonstationary", "initial_x"}
+    for name, value in options.items():
+        if name in own and value != _DYNAMICS_DEFAULTS[name]:
+            raise ValueError(
+                f"{name}={value!r} belongs to mode='dynamics'; the time-series mode chooses its own "
+                "preprocessing. Drop it, or use mode='dynamics'."
+            )
+        if name not in _DYNAMICS_DEFAULTS:
+            raise TypeError(f"Unknown forecast option {name!r}.")
+
+
+def _levels(quantile_levels: Any) -> np.ndarray:
+    levels = np.atleast_1d(np.asarray(quantile_levels, dtype=np.float64))
+    if levels.ndim != 1 or levels.size == 0 or np.any(~((levels > 0) & (levels < 1))):
+        raise ValueError(
+            f"quantile_levels must be one or more levels strictly between 0 and 1, got {np.ravel(levels).tolist()}."
+        )
+    return levels
+
+
+def _rows_to_hsf(rows: np.ndarray, batch: SeriesBatch) -> np.ndarray:
+    """``(..., S * F, H)`` series-major rows as ``(..., H, S, F)``."""
+    n_series, n_data = len(batch.series), batch.n_channels
+    out = rows.reshape(*rows.shape[:-2], n_series, n_data, rows.shape[-1])
+    return np.moveaxis(out, -1, -3)
+
+
+def _shaped(out: np.ndarray, batch: SeriesBatch) -> np.ndarray | torch.Tensor:
+    """Drop the trailing ``(H, S, F)`` axes the input did not have; a tensor for tensor input."""
+    if batch.layout in ("1d", "2d"):
+        out = out[..., 0, :]
+        if batch.layout == "1d":
+            out = out[..., 0]
+    if batch.as_torch:
+        return torch.as_tensor(out, dtype=torch.float32, device=batch.device)
+    return out
+
+
+def _season_lengths(season_length: Any, n_series: int, method: str) -> list[int] | None:
+    """One validated embedding period per series, or None to guess them (the published behaviour)."""
+    if season_length is None:
+        return None
+    if method != "pos_embedding":
+        raise ValueError(
+            f"season_length sets the period of preprocessing_method='pos_embedding', not {method!r}; "
+            "drop season_length or use pos_embedding."
+        )
+    values = np.atleast_1d(np.asarray(season_length, dtype=object))
+    if values.ndim != 1 or values.size not in (1, n_series):
+        raise ValueError(
+            f"season_length must be one int or one per series ({n_series}), got {np.shape(season_length)}."
+        )
+    periods = [positive_int("season_length", v) for v in values]
+    return periods * n_series if len(periods) == 1 else periods
 
 
 def _progress(bar: Any, rows: int) -> Callable[[int], None]:
