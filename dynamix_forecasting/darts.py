@@ -25,11 +25,11 @@ try:  # the one private darts helper used: which windows historical_forecasts as
 except ImportError:  # pragma: no cover - a darts release that moved it: darts' own per-window loop is used
     _create_dataset_bounds = None
 
-from .adapter_parameters import check_adapter_parameters
+from .adapter_parameters import check_adapter_parameters, check_mode, season_length_from_freq
 from .checkpoint import DEFAULT_MODEL
 from .inputs import positive_int
 from .model_cache import ModelSpec, cached_pipeline
-from .pipeline import DynaMixPipeline
+from .pipeline import TS_MIN_HISTORY, DynaMixPipeline
 
 __all__ = ["DynaMixModel"]
 
@@ -59,8 +59,10 @@ class DynaMixModel(GlobalForecastingModel):
 
     ``fit(series)`` checks the series and loads the model; nothing is trained. ``predict(n)`` rolls the
     model out ``n`` steps from the end of each series (any ``n``, multivariate series, one or many
-    series). With ``num_samples > 1`` the result holds real DynaMix sample paths: whole trajectories
-    with independent gating noise, coherent in time.
+    series). ``predict(n)`` is deterministic: the time-series mode's point forecast, or in the dynamics
+    mode the median of ``num_point_samples`` sample paths (as darts' foundation models and sktime's
+    adapter do). With ``num_samples > 1`` the result holds samples: calibrated draws (time series) or
+    real DynaMix sample paths (dynamics: whole trajectories with independent gating noise).
 
     Parameters
     ----------
@@ -68,6 +70,12 @@ class DynaMixModel(GlobalForecastingModel):
         Released model name (looked up in ``$DYNAMIX_MODEL_DIR``, then the Hugging Face hub), a
         checkpoint path, or an architecture dict (e.g. ``{"M": 8, "N": 3, "Experts": 2, "P": 1}``) for
         a seeded randomly initialised model.
+    mode : str, default "time_series"
+        ``"time_series"``: the engine's time-series mode (seasonal adjustment with the season from the
+        series' frequency or ``season_length``, candidates weighted on rolling origins inside the
+        history, calibrated samples). ``"dynamics"``: the published pipeline (the embedding options below).
+    season_length : int, optional
+        The season; default from the series' frequency (hourly 24, daily 7, monthly 12, quarterly 4, ...).
     preprocessing_method : str, default "pos_embedding"
         Embedding of series with fewer components than the model's ``N``: ``"pos_embedding"``,
         ``"delay_embedding"``, ``"delay_embedding_random"`` or ``"zero_embedding"``.
@@ -77,11 +85,20 @@ class DynaMixModel(GlobalForecastingModel):
         Box-Cox transform and power-law detrend each component first (trending series).
     context_length : int, optional
         Use at most the last ``context_length`` points of each series as the context.
+    num_point_samples : int, default 100
+        Dynamics mode: the sample paths whose median is the point forecast of ``predict(n)`` (with
+        ``num_samples=1``), as sktime's ``DynaMixForecaster`` computes it.
+    noise : bool, default True
+        Dynamics mode: the published gating noise.
+    divergence_guard : float, optional
+        Bound a diverging latent state at this multiple of the context's largest standardized value.
+    batch_size : int, optional
+        Roll out at most this many series x samples at a time (bounds memory).
     device : str, default "cpu"
         Torch device of the model.
     random_state : int, optional
-        Seed of the model's noise; ``predict(..., random_state=...)`` overrides it per call. Without
-        either, every call draws fresh noise.
+        Seed of the noise and of the samples; ``predict(..., random_state=...)`` overrides it per call.
+        Without either, seed 0 is used, so forecasts are deterministic.
 
     Notes
     -----
@@ -103,16 +120,31 @@ class DynaMixModel(GlobalForecastingModel):
     def __init__(
         self,
         model: ModelSpec = DEFAULT_MODEL,
+        mode: str = "time_series",
+        season_length: int | None = None,
         preprocessing_method: str = "pos_embedding",
         standardize: bool = True,
         fit_nonstationary: bool = False,
         context_length: int | None = None,
+        num_point_samples: int = 100,
+        noise: bool = True,
+        divergence_guard: float | None = None,
+        batch_size: int | None = None,
         device: str = "cpu",
         random_state: int | None = None,
     ) -> None:
         super().__init__(add_encoders=None)
-        check_adapter_parameters(model, preprocessing_method, context_length, random_state)
+        check_adapter_parameters(model, preprocessing_method, context_length, random_state, num_point_samples)
+        check_mode(mode)
+        if season_length is not None:
+            positive_int("season_length", season_length)
         self.model = model
+        self.mode = mode
+        self.season_length = season_length
+        self.num_point_samples = num_point_samples
+        self.noise = noise
+        self.divergence_guard = divergence_guard
+        self.batch_size = batch_size
         self.preprocessing_method = preprocessing_method
         self.standardize = standardize
         self.fit_nonstationary = fit_nonstationary
@@ -165,6 +197,8 @@ class DynaMixModel(GlobalForecastingModel):
     @property
     def _min_context(self) -> int:
         # darts asks for one length for all series: that of a univariate series, the strictest case.
+        if self.mode == "time_series":
+            return TS_MIN_HISTORY
         return self._pipeline.min_context_length(1, self.preprocessing_method)
 
     @property
@@ -202,8 +236,8 @@ class DynaMixModel(GlobalForecastingModel):
                 )
             if len(s) < need:
                 raise ValueError(
-                    f"{name} has {len(s)} time steps; DynaMix with preprocessing_method={self.preprocessing_method!r} "
-                    f"needs at least {need}. Pass a longer series."
+                    f"{name} has {len(s)} time steps; DynaMix in mode={self.mode!r} needs at least {need}. "
+                    "Pass a longer series."
                 )
 
     def fit(
@@ -235,9 +269,9 @@ class DynaMixModel(GlobalForecastingModel):
         super().fit(series)
         return self
 
-    def _seed(self, random_state: int | None) -> int | None:
+    def _seed(self, random_state: int | None) -> int:
         seed = self.random_state if random_state is None else random_state
-        return None if seed is None else int(seed)
+        return 0 if seed is None else int(seed)
 
     def _contexts(self, values: list[np.ndarray]) -> list[np.ndarray]:
         """Float64 ``(T, C)`` contexts, cut to the last ``context_length`` points."""
@@ -245,19 +279,44 @@ class DynaMixModel(GlobalForecastingModel):
         return [np.asarray(v[cut:] if cut else v, dtype=np.float64) for v in values]
 
     def _rollout(
-        self, contexts: list[np.ndarray], n: int, num_samples: int, seed: int | None, verbose: bool
+        self,
+        contexts: list[np.ndarray],
+        n: int,
+        num_samples: int,
+        seed: int,
+        verbose: bool,
+        freqs: list[Any] | None = None,
     ) -> np.ndarray:
-        """``(S, n, C, K)`` sample paths for all contexts, one batched engine call."""
-        paths = self._pipeline.sample_paths(
-            contexts,
-            n,
-            preprocessing_method=self.preprocessing_method,
-            standardize=self.standardize,
-            fit_nonstationary=self.fit_nonstationary,
-            num_samples=num_samples,
+        """``(S, n, C, K)`` forecasts of all contexts in one batched engine call: the point forecast for
+        ``num_samples == 1``, else samples."""
+        if self.season_length is not None:
+            seasons: list[int] | None = [int(self.season_length)] * len(contexts)
+        elif self.mode == "time_series":
+            seasons = [season_length_from_freq(f) for f in (freqs or [None] * len(contexts))]
+        else:
+            seasons = None
+        options: dict[str, Any] = dict(
+            season_length=seasons,
             seed=seed,
+            noise=self.noise,
+            divergence_guard=self.divergence_guard,
+            batch_size=self.batch_size,
             progress=bool(verbose),
         )
+        if self.mode == "dynamics":
+            options.update(
+                preprocessing_method=self.preprocessing_method,
+                standardize=self.standardize,
+                fit_nonstationary=self.fit_nonstationary,
+            )
+            k = num_samples if num_samples > 1 else int(self.num_point_samples)
+            paths = self._pipeline.sample_paths(contexts, n, num_samples=k, **options)
+            if num_samples == 1:
+                paths = np.median(paths, axis=0)[None]
+        elif num_samples == 1:
+            paths = np.asarray(self._pipeline.forecast(contexts, n, mode="time_series", **options))[None]
+        else:
+            paths = self._pipeline.sample_paths(contexts, n, num_samples=num_samples, mode="time_series", **options)
         return paths.transpose(2, 1, 3, 0)  # (K, n, S, C) -> (S, n, C, K)
 
     def predict(
@@ -292,7 +351,7 @@ class DynaMixModel(GlobalForecastingModel):
         show_warnings : bool, default True
             Unused.
         random_state : int, optional
-            Seed for this call (overrides the constructor's ``random_state``).
+            Seed for this call (overrides the constructor's ``random_state``; default seed 0).
 
         Returns
         -------
@@ -317,6 +376,7 @@ class DynaMixModel(GlobalForecastingModel):
             int(num_samples),
             self._seed(random_state),
             bool(verbose),
+            [s.freq for s in series_list],
         )
         forecasts = [
             self._build_forecast_series(paths[i].astype(s.dtype, copy=False), input_series=s)
@@ -375,7 +435,8 @@ class DynaMixModel(GlobalForecastingModel):
         if not flat:
             return [[] for _ in series]
         seed = self._seed(random_state if random_state is not None else (predict_kwargs or {}).get("random_state"))
-        paths = self._rollout(self._contexts(flat), forecast_horizon, num_samples, seed, verbose)  # (W, H, C, K)
+        freqs = [s.freq for s, points in zip(series, starts, strict=True) for _ in points]
+        paths = self._rollout(self._contexts(flat), forecast_horizon, num_samples, seed, verbose, freqs)  # (W,H,C,K)
         out, w = [], 0
         for s, points in zip(series, starts, strict=True):
             block = paths[w : w + len(points)].astype(s.dtype, copy=False)

@@ -537,12 +537,37 @@ class DynaMixPipeline:
         batch_size: int | None = None,
         progress: bool = False,
         backend: str = "auto",
+        mode: str = "dynamics",
     ) -> np.ndarray:
         """Sample paths of every series as one float64 array ``(samples, horizon, series, channels)``.
 
         The call behind :meth:`forecast` (which only drops the axes the input did not have) and the
-        adapters; the options are those of :meth:`forecast`.
+        adapters; the options are those of :meth:`forecast`. With ``mode="time_series"`` the samples are
+        independent draws (seeded by ``seed``) from the time-series mode's calibrated distribution of
+        each step, around its noise-free point forecast.
         """
+        if _check_mode(mode) == "time_series":
+            _refuse_dynamics_options(
+                preprocessing_method=preprocessing_method,
+                standardize=standardize,
+                fit_nonstationary=fit_nonstationary,
+                initial_x=initial_x,
+            )
+            result, batch = self._time_series(
+                context,
+                horizon,
+                season_length=season_length,
+                context_length=context_length,
+                num_samples=1,
+                seed=seed,
+                noise=noise,
+                divergence_guard=divergence_guard,
+                batch_size=batch_size,
+                progress=progress,
+                backend=backend,
+            )
+            draws = result.sample(positive_int("num_samples", num_samples), check_seed(seed))
+            return _rows_to_hsf(draws, batch)
         paths, _ = self._paths(
             context,
             horizon,

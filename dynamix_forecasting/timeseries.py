@@ -120,8 +120,17 @@ class TimeSeriesForecast:
         if q.ndim != 1 or np.any((q <= 0) | (q >= 1)):
             raise ValueError(f"Quantile levels must lie strictly between 0 and 1, got {np.ravel(q).tolist()}.")
         out = self.point[None] + laplace_quantile(q)[:, None, None] * self.spread[None]
-        floor = np.where(self.nonnegative, 0.0, -np.inf)[None, :, None]
-        return np.maximum(out, floor)
+        return np.maximum(out, self._floor)
+
+    def sample(self, num_samples: int, seed: int | None = None) -> np.ndarray:
+        """``(K, S, H)`` independent draws from the calibrated distribution of every step."""
+        u = np.random.default_rng(seed).uniform(size=(num_samples, *self.point.shape))
+        u = np.clip(u, 1e-12, 1 - 1e-12)
+        return np.maximum(self.point[None] + laplace_quantile(u) * self.spread[None], self._floor)
+
+    @property
+    def _floor(self) -> np.ndarray:
+        return np.where(self.nonnegative, 0.0, -np.inf)[None, :, None]
 
 
 def forecast_time_series(
