@@ -36,17 +36,19 @@ def airline():
 
 
 def test_predict_equals_engine_forecast(released_path, engine, lorenz, airline):
-    model = DynaMixModel(model=released_path, random_state=4).fit(lorenz)
+    model = DynaMixModel(mode="dynamics", model=released_path, random_state=4, num_point_samples=1).fit(lorenz)
     forecast = model.predict(50)
     assert forecast.components.tolist() == ["x", "y", "z"] and forecast.start_time() == 800
     np.testing.assert_array_equal(forecast.values(), engine.forecast(lorenz.values(), 50, seed=4))
-    uni = DynaMixModel(model=released_path).fit(airline).predict(12, random_state=9)
+    uni = (
+        DynaMixModel(mode="dynamics", model=released_path, num_point_samples=1).fit(airline).predict(12, random_state=9)
+    )
     np.testing.assert_array_equal(uni.values()[:, 0], engine.forecast(airline.values()[:, 0], 12, seed=9))
     assert uni.time_index[0] == pd.Timestamp("1961-01-01") and uni.freq_str == "MS"
 
 
 def test_several_series_in_one_call(released_path, lorenz, airline):
-    model = DynaMixModel(model=released_path, random_state=0).fit([lorenz[:500], lorenz[100:800]])
+    model = DynaMixModel(mode="dynamics", model=released_path, random_state=0).fit([lorenz[:500], lorenz[100:800]])
     with pytest.raises(ValueError, match="pass `series`"):
         model.predict(5)
     out = model.predict(20, series=[lorenz[:500], lorenz[100:800]], num_samples=3)
@@ -57,7 +59,7 @@ def test_several_series_in_one_call(released_path, lorenz, airline):
 
 
 def test_sample_paths_are_coherent_trajectories(released_path, engine, lorenz):
-    model = DynaMixModel(model=released_path, random_state=1).fit(lorenz)
+    model = DynaMixModel(mode="dynamics", model=released_path, random_state=1).fit(lorenz)
     samples = model.predict(200, num_samples=100)
     paths = samples.all_values()[:, 0, :]  # (time, samples) of x
     noise_free = engine.forecast(lorenz.values(), 200, noise=False)[:, 0]
@@ -81,7 +83,7 @@ def test_sample_paths_are_coherent_trajectories(released_path, engine, lorenz):
 
 
 def test_historical_forecasts_equal_window_by_window_engine_forecasts(released_path, engine, airline):
-    model = DynaMixModel(model=released_path, random_state=2).fit(airline)
+    model = DynaMixModel(mode="dynamics", model=released_path, random_state=2, num_point_samples=1).fit(airline)
     kw = dict(series=airline, start=100, start_format="position", forecast_horizon=6, retrain=False)
     windows = model.historical_forecasts(**kw, stride=4, last_points_only=False)
     assert len(windows) == len(range(100, len(airline) - 6 + 1, 4))
@@ -104,7 +106,7 @@ def test_historical_forecasts_equal_window_by_window_engine_forecasts(released_p
 
 
 def test_historical_forecasts_over_several_series(released_path, lorenz):
-    model = DynaMixModel(model=released_path, random_state=0, context_length=300).fit(lorenz)
+    model = DynaMixModel(mode="dynamics", model=released_path, random_state=0, context_length=300).fit(lorenz)
     out = model.historical_forecasts(
         [lorenz[:500], lorenz[200:700]], start=400, start_format="position", forecast_horizon=3, retrain=False
     )
@@ -112,7 +114,7 @@ def test_historical_forecasts_over_several_series(released_path, lorenz):
 
 
 def test_backtest_mase_on_the_airline_series(released_path, airline):
-    model = DynaMixModel(model=released_path, random_state=0).fit(airline)
+    model = DynaMixModel(mode="dynamics", model=released_path, random_state=0).fit(airline)
     score = model.backtest(
         airline,
         start=96,
@@ -129,19 +131,21 @@ def test_backtest_mase_on_the_airline_series(released_path, airline):
 def test_daily_series_with_explicit_start_and_index_kinds():
     days = pd.date_range("2021-01-01", periods=120, freq="D")
     daily = TimeSeries.from_times_and_values(days, np.sin(np.arange(120) / 4.0).astype(np.float32))
-    model = DynaMixModel(model=TINY, random_state=0).fit(daily)
+    model = DynaMixModel(mode="dynamics", model=TINY, random_state=0).fit(daily)
     out = model.predict(7)
     assert out.dtype == np.float32 and out.time_index[0] == pd.Timestamp("2021-05-01")
     hf = model.historical_forecasts(daily, start=pd.Timestamp("2021-03-01"), forecast_horizon=5, retrain=False)
     assert hf.time_index[0] == pd.Timestamp("2021-03-05") and hf.dtype == np.float32
     ranged = TimeSeries.from_values(sine_timeseries(length=80, value_frequency=0.05).values())
-    assert DynaMixModel(model=TINY).fit(ranged).predict(4).start_time() == 80
+    assert DynaMixModel(mode="dynamics", model=TINY).fit(ranged).predict(4).start_time() == 80
     static = ranged.with_static_covariates(pd.Series({"site": 1.0}))
-    assert DynaMixModel(model=TINY).fit(static).predict(3).n_timesteps == 3  # static covariates are ignored
+    assert (
+        DynaMixModel(mode="dynamics", model=TINY).fit(static).predict(3).n_timesteps == 3
+    )  # static covariates are ignored
 
 
 def test_save_and_load_round_trip(released_path, lorenz, tmp_path):
-    model = DynaMixModel(model=released_path, random_state=5).fit(lorenz)
+    model = DynaMixModel(mode="dynamics", model=released_path, random_state=5).fit(lorenz)
     path = tmp_path / "dynamix.pkl"
     model.save(path)
     assert path.stat().st_size < 200_000  # the torch model is not in the file
@@ -150,7 +154,7 @@ def test_save_and_load_round_trip(released_path, lorenz, tmp_path):
 
 
 def test_bad_input_gets_clear_errors(lorenz):
-    model = DynaMixModel(model=TINY)
+    model = DynaMixModel(mode="dynamics", model=TINY)
     gappy = lorenz.values().copy()
     gappy[10, 1] = np.nan
     with pytest.raises(ValueError, match="NaN"):
@@ -165,7 +169,7 @@ def test_bad_input_gets_clear_errors(lorenz):
     with pytest.raises(ValueError, match="same number of components"):
         model.predict(3, series=[lorenz, lorenz["x"]])
     with pytest.raises(ValueError, match="preprocessing_method"):
-        DynaMixModel(preprocessing_method="spline")
+        DynaMixModel(mode="dynamics", preprocessing_method="spline")
     with pytest.raises(ValueError, match="n must be a positive int"):
         model.predict(0)
 
@@ -181,7 +185,7 @@ def test_bad_input_gets_clear_errors(lorenz):
 )
 def test_batched_windows_are_darts_windows(kwargs):
     series = TimeSeries.from_values(sine_timeseries(length=300, value_frequency=0.03).values())
-    model = DynaMixModel(model=TINY, random_state=0).fit(series)
+    model = DynaMixModel(mode="dynamics", model=TINY, random_state=0).fit(series)
     common = dict(series=series, forecast_horizon=24, retrain=False, last_points_only=False, **kwargs)
     fast = model.historical_forecasts(**common)
     loop = model.historical_forecasts(**common, enable_optimization=False)
@@ -194,10 +198,14 @@ def test_darts_ensembles_and_conformal_models_take_dynamix():
 
     series = TimeSeries.from_values(np.sin(np.arange(200) / 5.0))
     tiny = {"M": 8, "N": 3, "Experts": 2, "P": 1}
-    alone = DynaMixModel(model=tiny, random_state=0).fit(series).predict(10).values()
+    alone = DynaMixModel(mode="dynamics", model=tiny, random_state=0).fit(series).predict(10).values()
     seasonal = NaiveSeasonal(K=31).fit(series).predict(10).values()
-    ensemble = NaiveEnsembleModel([DynaMixModel(model=tiny, random_state=0), NaiveSeasonal(K=31)]).fit(series)
+    ensemble = NaiveEnsembleModel([DynaMixModel(mode="dynamics", model=tiny, random_state=0), NaiveSeasonal(K=31)]).fit(
+        series
+    )
     np.testing.assert_allclose(ensemble.predict(10).values(), (alone + seasonal) / 2, rtol=1e-6)
-    conformal = ConformalNaiveModel(DynaMixModel(model=tiny, random_state=0).fit(series), quantiles=[0.1, 0.5, 0.9])
+    conformal = ConformalNaiveModel(
+        DynaMixModel(mode="dynamics", model=tiny, random_state=0).fit(series), quantiles=[0.1, 0.5, 0.9]
+    )
     paths = conformal.predict(5, series=series, num_samples=200).all_values()
     assert paths.shape == (5, 1, 200) and np.isfinite(paths).all() and paths.std(-1).min() > 0

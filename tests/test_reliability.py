@@ -481,7 +481,7 @@ def test_sktime_far_horizon_names_fh():
     from dynamix_forecasting.sktime import DynaMixForecaster
 
     y = pd.Series(np.sin(np.arange(60) / 3.0), index=pd.date_range("2024-01-01", periods=60, freq="D"))
-    forecaster = DynaMixForecaster(model={"M": 8, "N": 3, "Experts": 2, "P": 1}, random_state=0).fit(y)
+    forecaster = DynaMixForecaster(mode="dynamics", model={"M": 8, "N": 3, "Experts": 2, "P": 1}, random_state=0).fit(y)
     with pytest.raises(ValueError, match="fh reaches"):
         forecaster.predict(fh=[10**9])
 

@@ -38,7 +38,7 @@ def test_sktime_conformance_suite():
 
 
 def test_subset_of_horizon_equals_rows_of_full_horizon(released_path, lorenz_frame):
-    f = DynaMixForecaster(model=released_path, num_samples=20, random_state=3).fit(lorenz_frame)
+    f = DynaMixForecaster(mode="dynamics", model=released_path, num_samples=20, random_state=3).fit(lorenz_frame)
     full = f.predict(fh=[1, 2, 3, 4, 5])
     part = f.predict(fh=[2, 5])
     pd.testing.assert_frame_equal(part, full.iloc[[1, 4]])
@@ -48,7 +48,7 @@ def test_subset_of_horizon_equals_rows_of_full_horizon(released_path, lorenz_fra
 
 
 def test_point_forecast_is_the_engines_forecast(released_path, lorenz_frame):
-    f = DynaMixForecaster(model=released_path, num_samples=16, random_state=5).fit(lorenz_frame)
+    f = DynaMixForecaster(mode="dynamics", model=released_path, num_samples=16, random_state=5).fit(lorenz_frame)
     pred = f.predict(fh=range(1, 31))
     engine = DynaMixPipeline.from_pretrained(released_path).forecast(
         lorenz_frame.to_numpy(), 30, num_samples=16, seed=5
@@ -56,7 +56,9 @@ def test_point_forecast_is_the_engines_forecast(released_path, lorenz_frame):
     np.testing.assert_allclose(pred.to_numpy(), np.median(engine, axis=0), rtol=1e-6, atol=1e-6)
     assert list(pred.columns) == ["x", "y", "z"] and list(pred.index) == list(range(600, 630))
     single = (
-        DynaMixForecaster(model=released_path, num_samples=1, random_state=5).fit(lorenz_frame).predict(fh=range(1, 31))
+        DynaMixForecaster(mode="dynamics", model=released_path, num_samples=1, random_state=5)
+        .fit(lorenz_frame)
+        .predict(fh=range(1, 31))
     )
     one_path = DynaMixPipeline.from_pretrained(released_path).forecast(lorenz_frame.to_numpy(), 30, seed=5)
     np.testing.assert_allclose(single.to_numpy(), one_path, rtol=1e-6, atol=1e-6)
@@ -74,11 +76,13 @@ def test_panel_is_one_engine_call_and_matches_series_one_by_one(released_path, l
         return original(self, *args, **kwargs)
 
     monkeypatch.setattr(DynaMixPipeline, "sample_paths", counting)
-    f = DynaMixForecaster(model=released_path, num_samples=8, random_state=0).fit(panel)
+    f = DynaMixForecaster(mode="dynamics", model=released_path, num_samples=8, random_state=0).fit(panel)
     pred = f.predict(fh=range(1, 13))
     assert calls == [50]  # one batched call with all 50 series
     for key in ["s0", "s17", "s49"]:
-        alone = DynaMixForecaster(model=released_path, num_samples=8, random_state=0).fit(frames[key].to_frame("x"))
+        alone = DynaMixForecaster(mode="dynamics", model=released_path, num_samples=8, random_state=0).fit(
+            frames[key].to_frame("x")
+        )
         expected = alone.predict(fh=range(1, 13))
         got = pred.loc[key]
         assert list(got.index) == list(expected.index)  # each series continues from its own end
@@ -87,24 +91,26 @@ def test_panel_is_one_engine_call_and_matches_series_one_by_one(released_path, l
 
 def test_update_equals_fit_on_the_longer_series(released_path):
     y = load_airline()
-    a = DynaMixForecaster(model=released_path, num_samples=10, random_state=1).fit(y.iloc[:100])
+    a = DynaMixForecaster(mode="dynamics", model=released_path, num_samples=10, random_state=1).fit(y.iloc[:100])
     a.update(y.iloc[100:120])
-    b = DynaMixForecaster(model=released_path, num_samples=10, random_state=1).fit(y.iloc[:120])
+    b = DynaMixForecaster(mode="dynamics", model=released_path, num_samples=10, random_state=1).fit(y.iloc[:120])
     pd.testing.assert_series_equal(a.predict(fh=[1, 2, 3]), b.predict(fh=[1, 2, 3]))
     assert a.cutoff[0] == y.index[119]
 
 
 def test_context_length_uses_the_last_points(released_path):
     y = load_airline()
-    short = DynaMixForecaster(model=released_path, num_samples=10, context_length=48, random_state=2).fit(y)
-    tail = DynaMixForecaster(model=released_path, num_samples=10, random_state=2).fit(y.iloc[-48:])
+    short = DynaMixForecaster(
+        mode="dynamics", model=released_path, num_samples=10, context_length=48, random_state=2
+    ).fit(y)
+    tail = DynaMixForecaster(mode="dynamics", model=released_path, num_samples=10, random_state=2).fit(y.iloc[-48:])
     pd.testing.assert_series_equal(short.predict(fh=[1, 6, 12]), tail.predict(fh=[1, 6, 12]))
 
 
 def test_evaluate_with_expanding_window_returns_mase_per_fold(released_path):
     y = load_airline()
     cv = ExpandingWindowSplitter(initial_window=96, step_length=12, fh=list(range(1, 13)))
-    forecaster = DynaMixForecaster(model=released_path, num_samples=20, random_state=0)
+    forecaster = DynaMixForecaster(mode="dynamics", model=released_path, num_samples=20, random_state=0)
     for strategy in ("refit", "update"):
         result = evaluate(forecaster, cv, y, scoring=MeanAbsoluteScaledError(sp=12), strategy=strategy)
         mase = result["test_MeanAbsoluteScaledError"].to_numpy()
@@ -117,7 +123,12 @@ def test_inside_transformed_target_forecaster_and_with_an_imputer(released_path)
     pipe = TransformedTargetForecaster(
         [
             ("deseasonalize", Deseasonalizer(sp=12, model="multiplicative")),
-            ("dynamix", DynaMixForecaster(model=released_path, fit_nonstationary=True, num_samples=20, random_state=0)),
+            (
+                "dynamix",
+                DynaMixForecaster(
+                    mode="dynamics", model=released_path, fit_nonstationary=True, num_samples=20, random_state=0
+                ),
+            ),
         ]
     )
     pipe.fit(y.iloc[:-12])
@@ -129,7 +140,7 @@ def test_inside_transformed_target_forecaster_and_with_an_imputer(released_path)
     imputed = TransformedTargetForecaster(
         [
             ("impute", Imputer(method="linear")),
-            ("dynamix", DynaMixForecaster(model=released_path, num_samples=5, random_state=0)),
+            ("dynamix", DynaMixForecaster(mode="dynamics", model=released_path, num_samples=5, random_state=0)),
         ]
     )
     assert np.isfinite(imputed.fit(gappy).predict(fh=[1, 2]).to_numpy()).all()
@@ -139,7 +150,7 @@ def test_grid_search_over_preprocessing():
     y = load_airline()
     cv = ExpandingWindowSplitter(initial_window=120, step_length=12, fh=[1, 2, 3])
     search = ForecastingGridSearchCV(
-        DynaMixForecaster(model=TINY, num_samples=3, random_state=0),
+        DynaMixForecaster(mode="dynamics", model=TINY, num_samples=3, random_state=0),
         cv=cv,
         param_grid={"preprocessing_method": ["pos_embedding", "zero_embedding"]},
     )
@@ -160,7 +171,7 @@ def test_horizons_on_every_index_kind(kind):
         "int": pd.Index(np.arange(100, 100 + n)),
     }[kind]
     y = pd.Series(values, index=index)
-    f = DynaMixForecaster(model=TINY, num_samples=4, random_state=0).fit(y)
+    f = DynaMixForecaster(mode="dynamics", model=TINY, num_samples=4, random_state=0).fit(y)
     rel = f.predict(fh=[2, 5])
     absolute_fh = pd.Index([index[-1] + 2 * (index[1] - index[0]), index[-1] + 5 * (index[1] - index[0])])
     if kind == "period":
@@ -178,18 +189,18 @@ def test_hierarchical_and_multivariate_beyond_n():
     from sktime.utils._testing.hierarchical import _make_hierarchical
 
     y = _make_hierarchical(hierarchy_levels=(2, 3), max_timepoints=40, min_timepoints=30, n_columns=2, random_state=0)
-    f = DynaMixForecaster(model=TINY, num_samples=4, random_state=0).fit(y)
+    f = DynaMixForecaster(mode="dynamics", model=TINY, num_samples=4, random_state=0).fit(y)
     pred = f.predict(fh=[1, 2, 3])
     assert pred.shape == (18, 2) and pred.index.nlevels == 3 and np.isfinite(pred.to_numpy()).all()
     rng = np.random.default_rng(0)
     wide = pd.DataFrame(rng.standard_normal((50, 5)).cumsum(0), columns=list("abcde"))
     with pytest.warns(UserWarning, match="5 channels"):
-        out = DynaMixForecaster(model=TINY, num_samples=4, random_state=0).fit(wide).predict(fh=[1, 2])
+        out = DynaMixForecaster(mode="dynamics", model=TINY, num_samples=4, random_state=0).fit(wide).predict(fh=[1, 2])
     assert out.shape == (2, 5) and list(out.columns) == list("abcde")
 
 
 def test_probabilistic_outputs_are_consistent_and_reproducible(released_path, lorenz_frame):
-    f = DynaMixForecaster(model=released_path, num_samples=50, random_state=7).fit(lorenz_frame)
+    f = DynaMixForecaster(mode="dynamics", model=released_path, num_samples=50, random_state=7).fit(lorenz_frame)
     fh = list(range(1, 41))
     q = f.predict_quantiles(fh=fh, alpha=[0.05, 0.5, 0.95])
     pred = f.predict(fh=fh)
@@ -205,16 +216,16 @@ def test_probabilistic_outputs_are_consistent_and_reproducible(released_path, lo
     assert (q.xs(0.05, axis=1, level=1).to_numpy() <= mean).all() and (
         mean <= q.xs(0.95, axis=1, level=1).to_numpy()
     ).all()
-    again = DynaMixForecaster(model=released_path, num_samples=50, random_state=7).fit(lorenz_frame)
+    again = DynaMixForecaster(mode="dynamics", model=released_path, num_samples=50, random_state=7).fit(lorenz_frame)
     pd.testing.assert_frame_equal(again.predict_quantiles(fh=fh, alpha=[0.05, 0.5, 0.95]), q)
-    free = DynaMixForecaster(model=released_path, num_samples=50).fit(lorenz_frame)
+    free = DynaMixForecaster(mode="dynamics", model=released_path, num_samples=50).fit(lorenz_frame)
     pd.testing.assert_frame_equal(free.predict(fh=fh), free.predict(fh=fh))  # one fit, one set of paths
     assert not free.predict(fh=fh).equals(pred)
 
 
 def test_model_is_loaded_lazily_shared_and_dropped_on_pickle(released_path, lorenz_frame):
     model_cache.clear_model_cache()
-    f = DynaMixForecaster(model=released_path, num_samples=4, random_state=0)
+    f = DynaMixForecaster(mode="dynamics", model=released_path, num_samples=4, random_state=0)
     assert not model_cache._CACHE  # nothing loaded in __init__
     f.fit(lorenz_frame)
     assert len(model_cache._CACHE) == 1
@@ -231,13 +242,13 @@ def test_model_is_loaded_lazily_shared_and_dropped_on_pickle(released_path, lore
 
 def test_bad_input_gets_clear_errors():
     y = load_airline()
-    f = DynaMixForecaster(model=TINY)
+    f = DynaMixForecaster(mode="dynamics", model=TINY)
     gappy = y.copy()
     gappy.iloc[5] = np.nan
     with pytest.raises(ValueError, match="missing"):
         f.fit(gappy)
     with pytest.raises(ValueError, match="at least 3"):
-        DynaMixForecaster(model=TINY).fit(y.iloc[:2])
+        DynaMixForecaster(mode="dynamics", model=TINY).fit(y.iloc[:2])
     irregular = pd.Series(
         np.arange(10.0),
         index=pd.to_datetime(
@@ -256,10 +267,10 @@ def test_bad_input_gets_clear_errors():
         ),
     )
     with pytest.raises(ValueError, match="irregular DatetimeIndex"):
-        DynaMixForecaster(model=TINY).fit(irregular)
+        DynaMixForecaster(mode="dynamics", model=TINY).fit(irregular)
     with pytest.raises(ValueError, match="preprocessing_method"):
-        DynaMixForecaster(model=TINY, preprocessing_method="fourier").fit(y)
+        DynaMixForecaster(mode="dynamics", model=TINY, preprocessing_method="fourier").fit(y)
     with pytest.raises(ValueError, match="num_samples"):
-        DynaMixForecaster(model=TINY, num_samples=0).fit(y)
+        DynaMixForecaster(mode="dynamics", model=TINY, num_samples=0).fit(y)
     with pytest.raises(Exception, match="Could not find DynaMix model"):
-        DynaMixForecaster(model="no-such-model", device="cpu").fit(y)
+        DynaMixForecaster(mode="dynamics", model="no-such-model", device="cpu").fit(y)

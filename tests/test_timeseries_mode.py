@@ -1,0 +1,189 @@
+"""The time-series mode: seasonality, calibration, engine options, adapters' defaults and determinism."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dynamix_forecasting import DynaMixPipeline
+from dynamix_forecasting.adapter_parameters import season_length_from_freq
+from dynamix_forecasting.seasonality import fit_adjustment, is_seasonal
+from dynamix_forecasting.timeseries import default_candidates, forecast_time_series, laplace_quantile
+
+
+def _seasonal(n: int = 120, m: int = 12, seed: int = 0) -> np.ndarray:
+    t = np.arange(n)
+    rng = np.random.default_rng(seed)
+    return 100 + 20 * np.sin(2 * np.pi * t / m) + 0.2 * t + rng.normal(0, 1, n)
+
+
+def test_seasonality_test_and_multiplicative_indices():
+    y = _seasonal()
+    assert is_seasonal(y, 12)
+    assert not is_seasonal(np.random.default_rng(1).normal(size=120), 12)
+    assert not is_seasonal(y[:30], 12)  # fewer than three seasons
+    adj = fit_adjustment(y, 12)
+    assert adj is not None and adj.multiplicative
+    np.testing.assert_allclose(adj.indices.mean(), 1.0)
+    # The indices follow the sine: peak at position 3, trough at 9.
+    assert adj.indices.argmax() == 3 and adj.indices.argmin() == 9
+    adjusted = adj.adjust(y)
+    assert np.std(np.diff(adjusted)) < 0.3 * np.std(np.diff(y))
+    np.testing.assert_allclose(adj.restore(adjusted[-12:], len(y) - 12), y[-12:])
+    additive = fit_adjustment(y - 200, 12)
+    assert additive is not None and not additive.multiplicative
+    np.testing.assert_allclose(additive.indices.sum(), 0.0, atol=1e-9)
+
+
+def test_laplace_quantiles():
+    np.testing.assert_allclose(laplace_quantile(np.array([0.5])), [0.0])
+    np.testing.assert_allclose(laplace_quantile(np.array([0.25, 0.75])), [-np.log(2), np.log(2)])
+
+
+def _oracle_roll(contexts, horizon, method, period):
+    """A stand-in model: the last value (a naive forecast), to test the recipe's arithmetic exactly."""
+    return np.stack([np.full(horizon, c[-1]) for c in contexts])
+
+
+def test_recipe_with_a_naive_model_is_naive2_and_calibrated():
+    y = _seasonal(n=144)
+    fc = forecast_time_series([y], 12, _oracle_roll, 12)
+    adj = fit_adjustment(y, 12)
+    naive2 = adj.restore(np.full(12, adj.adjust(y)[-1]), len(y))
+    # Every candidate is the naive forecast of the adjusted series (trend candidates add their slope).
+    flat = [c.trend == 0 for c in fc.candidates]
+    assert len(fc.candidates) == len(default_candidates(12)) == 11
+    np.testing.assert_allclose(fc.weights.sum(0), 1.0)
+    q = fc.quantiles([0.1, 0.5, 0.9])
+    np.testing.assert_allclose(q[1], fc.point)
+    assert np.all(q[0] < q[1]) and np.all(q[2] > q[1])
+    width = q[2] - q[0]
+    assert np.all(np.diff(width[0]) >= -1e-9)  # the spread grows with the step
+    if all(flat):
+        np.testing.assert_allclose(fc.point[0], naive2)
+
+
+def test_quantiles_clip_at_zero_for_nonnegative_series_and_samples_match():
+    y = np.abs(np.random.default_rng(0).normal(0, 1, 80))
+    fc = forecast_time_series([y], 6, _oracle_roll, 1)
+    q = fc.quantiles([0.05, 0.5])
+    assert np.all(q >= 0)
+    draws = fc.sample(20_000, seed=0)
+    assert draws.min() >= 0
+    np.testing.assert_allclose(np.quantile(draws, 0.5, axis=0), fc.quantiles([0.5])[0], rtol=0.05, atol=0.02)
+
+
+def test_pipeline_options_season_length_and_context_length(pipeline):
+    y = _seasonal()
+    a = pipeline.forecast(y, 12, season_length=12, noise=False)
+    b = pipeline.forecast(y, 12, season_length=24, noise=False)
+    assert not np.allclose(a, b)
+    c = pipeline.forecast(y[-48:], 12, season_length=12, noise=False)
+    d = pipeline.forecast(y, 12, season_length=12, context_length=48, noise=False)
+    np.testing.assert_array_equal(c, d)
+    with pytest.raises(ValueError, match="season_length"):
+        pipeline.forecast(y, 12, season_length=12, preprocessing_method="zero_embedding")
+    with pytest.raises(ValueError, match="context_length"):
+        pipeline.forecast(y, 12, context_length=2)
+    with pytest.raises(ValueError, match="one int or one per series"):
+        pipeline.forecast([y, y], 12, season_length=[12, 12, 12])
+
+
+def test_time_series_mode_forecast_and_quantiles(pipeline):
+    y = _seasonal()
+    point = pipeline.forecast(y, 12, mode="time_series", season_length=12)
+    q, p2 = pipeline.predict_quantiles(y, 12, [0.1, 0.5, 0.9], mode="time_series", season_length=12)
+    np.testing.assert_array_equal(point, p2)
+    np.testing.assert_allclose(q[1], point)
+    assert q.shape == (3, 12) and np.all(q[0] < q[2])
+    # The seasonal shape is forecast: the peak and trough months of the next season.
+    assert point.argmax() == (3 - len(y)) % 12 and point.argmin() == (9 - len(y)) % 12
+    # Scale equivariance and channels forecast one by one.
+    two = pipeline.forecast(np.stack([y, 10 * y], 1), 12, mode="time_series", season_length=12)
+    np.testing.assert_allclose(two[:, 0], point, rtol=1e-4)
+    np.testing.assert_allclose(two[:, 1], 10 * point, rtol=1e-4)
+    with pytest.raises(ValueError, match="belongs to mode='dynamics'"):
+        pipeline.forecast(y, 12, mode="time_series", fit_nonstationary=True)
+    with pytest.raises(ValueError, match="Unknown mode"):
+        pipeline.forecast(y, 12, mode="ts")
+    with pytest.raises(ValueError, match="strictly between 0 and 1"):
+        pipeline.predict_quantiles(y, 12, [0.0, 0.5], mode="time_series")
+    with pytest.raises(ValueError, match="at least 3"):
+        pipeline.forecast(y[:2], 3, mode="time_series")
+
+
+def test_published_behaviour_stays_the_default(pipeline):
+    y = _seasonal()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        default = pipeline.forecast(y, 12, seed=3)
+        explicit = pipeline.forecast(y, 12, seed=3, mode="dynamics")
+    np.testing.assert_array_equal(default, explicit)
+
+
+def test_season_length_from_frequency():
+    assert [season_length_from_freq(f) for f in ("h", "2h", "D", "B", "W-SUN", "MS", "QS-DEC", "YS", "15min")] == [
+        24, 12, 7, 5, 52, 12, 4, 1, 1
+    ]  # fmt: skip
+    assert season_length_from_freq(None) == 1 and season_length_from_freq(pd.offsets.MonthBegin()) == 12
+
+
+def test_coverage_scoring():
+    from benchmarks.scoring import quantile_coverage
+
+    targets = [np.array([0.0, 1.0, 2.0, 3.0])]
+    preds = np.stack([np.full((1, 4), 0.0)] + [np.full((1, 4), 1.5)] * 7 + [np.full((1, 4), 2.5)])
+    cov = quantile_coverage(targets, preds)
+    assert cov["coverage@0.1"] == 0.25 and cov["mid_coverage@0.1"] == 0.125
+    assert cov["coverage@0.9"] == 0.75
+    assert cov["band_10_90"] == 0.75 and cov["mid_band_10_90"] == 0.625
+
+
+def test_sktime_defaults_series_type_and_randomstate():
+    from sktime.datasets import load_airline
+
+    from dynamix_forecasting.sktime import DynaMixForecaster
+
+    y = load_airline()
+    f = DynaMixForecaster(random_state=np.random.RandomState(0)).fit(y.iloc[:-12])
+    assert f.mode == "time_series"
+    pred = f.predict(np.arange(1, 13))
+    assert isinstance(pred, pd.Series)
+    f.update(y.iloc[-12:-6])
+    assert isinstance(f.predict([1, 2]), pd.Series)  # update on a Series keeps Series forecasts
+    pipe = DynaMixPipeline.from_pretrained()
+    np.testing.assert_allclose(
+        pred.to_numpy(), pipe.forecast(y.iloc[:-12].to_numpy(), 12, mode="time_series", season_length=12)
+    )
+    iv = DynaMixForecaster().fit(y.iloc[:-24]).predict_interval(np.arange(1, 25), coverage=0.9)
+    inside = (y.iloc[-24:].to_numpy() >= iv.iloc[:, 0].to_numpy()) & (
+        y.iloc[-24:].to_numpy() <= iv.iloc[:, 1].to_numpy()
+    )
+    assert inside.mean() >= 0.75  # the old sample-path intervals covered 4 %
+    gappy = y.drop(y.index[[5, 6]])
+    with pytest.raises(ValueError, match="PeriodIndex with gaps"):
+        DynaMixForecaster().fit(gappy)
+
+
+def test_darts_point_forecast_is_deterministic_and_equals_sktime():
+    from darts import TimeSeries
+    from sktime.datasets import load_airline
+
+    from dynamix_forecasting.darts import DynaMixModel
+    from dynamix_forecasting.sktime import DynaMixForecaster
+
+    y = load_airline().iloc[:-24]
+    series = TimeSeries.from_series(pd.Series(y.to_numpy(), index=y.index.to_timestamp()).asfreq("MS"))
+    for mode, seed in (("time_series", None), ("dynamics", 4)):
+        model = DynaMixModel(mode=mode, random_state=seed).fit(series)
+        a, b = model.predict(12), model.predict(12)
+        np.testing.assert_array_equal(a.values(), b.values())
+        sk = DynaMixForecaster(mode=mode, random_state=seed if seed is not None else 0).fit(y).predict(np.arange(1, 13))
+        np.testing.assert_allclose(a.values()[:, 0], sk.to_numpy(), rtol=1e-6)
+    samples = DynaMixModel().fit(series).predict(12, num_samples=50)
+    assert samples.n_samples == 50 and np.all(
+        np.diff(np.quantile(samples.all_values()[:, 0], [0.1, 0.9], axis=1), axis=0) > 0
+    )
