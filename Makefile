@@ -11,7 +11,7 @@ $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e ".[test,sktime,darts,bench,docs]"
+	$(BIN)/pip install --quiet -e ".[test,sktime,darts,bench,docs,spark,dask,ray]"
 	touch $@
 
 demo: $(BIN)/.installed

@@ -300,7 +300,9 @@ class DynaMixPipeline:
             where its history shows the season ``season_length``, forecast under several preprocessing
             choices weighted by their errors on rolling origins inside the history, and the season put
             back. It returns the point forecast (no samples axis): the noise-free forecast of each
-            choice, or with ``num_samples > 1`` the median of that many noisy paths. ``season_length``
+            choice, or with ``num_samples > 1`` the median of that many noisy paths. ``backend="auto"``
+            is the compiled kernel here (torch on GPUs), so a series' forecast does not depend on the
+            batch it is in. ``season_length``
             (default 1: no season) and ``context_length`` apply; the embedding, standardization,
             ``fit_nonstationary`` and ``initial_x`` options belong to the dynamics mode. Use
             :meth:`predict_quantiles` for its calibrated quantiles.
@@ -437,6 +439,63 @@ class DynaMixPipeline:
         )
         return _shaped(np.quantile(paths, levels, axis=0), batch), _shaped(np.median(paths, axis=0), batch)
 
+    def predict_df(
+        self,
+        df: Any,
+        prediction_length: int,
+        *,
+        id_column: str = "unique_id",
+        timestamp_column: str = "ds",
+        target: str = "y",
+        quantile_levels: Any = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9),
+        seed: int | None = 0,
+        mode: str = "time_series",
+        num_partitions: int | None = None,
+        **options: Any,
+    ) -> Any:
+        """Forecast every series of a long-format frame (pandas, PySpark, Dask or Ray Data) on its own engine.
+
+        Parameters
+        ----------
+        df : pandas.DataFrame, pyspark.sql.DataFrame, dask.dataframe.DataFrame or ray.data.Dataset
+            One row per series and time stamp.
+        prediction_length : int
+            Steps ahead.
+        id_column, timestamp_column, target : str
+            Column names of the series id, the time stamps (datetimes or integers, regular per series) and
+            the values.
+        quantile_levels : sequence of float
+            Levels of the quantile columns.
+        seed : int, optional
+            Seed of the noise (dynamics mode) or of nothing (the time-series mode is noise-free).
+        mode : str, default "time_series"
+            As in :meth:`predict_quantiles`; the point forecast goes to ``predictions``.
+        num_partitions : int, optional
+            Partitions of whole series on a distributed engine (default: Spark's shuffle partitions,
+            Dask's partitions, Ray's CPUs).
+        **options
+            Further options of :meth:`predict_quantiles` (``season_length``, ``context_length``, ...).
+
+        Returns
+        -------
+        The same kind of frame: the id, the continued time stamps, ``predictions`` and one column per
+        level named by the level (``"0.1"``, ...), ``prediction_length`` rows per series. Distributed
+        engines return it lazily (computed when collected).
+        """
+        from .long_format import FrameSpec
+        from .scale_out import predict_df
+
+        levels = tuple(float(q) for q in _levels(quantile_levels))
+        spec = FrameSpec(
+            positive_int("prediction_length", prediction_length),
+            id_column,
+            timestamp_column,
+            target,
+            levels,
+            {"mode": _check_mode(mode), "seed": check_seed(seed), **options},
+        )
+        return predict_df(self, df, spec, num_partitions)
+
     def _time_series(
         self,
         context: Any,
@@ -477,6 +536,10 @@ class DynaMixPipeline:
         check_memory(n_rows=len(rows), num_samples=num_samples, horizon=horizon, n_values=len(rows),
                      context_values=sum(r.shape[0] for r in rows) * self.model.N, batch_size=batch_size)  # fmt: skip
         scale = INTERVAL_SCALE if interval_scale is None else float(interval_scale)
+        if backend == "auto":
+            # The compiled kernel computes every row on its own, so a series' forecast is the same bits
+            # alone, in any batch or partition (the reference step's batched products are not).
+            backend = "numba" if self.device.type == "cpu" else "torch"
 
         def roll(contexts: list[np.ndarray], h: int, method: str, period: int | None) -> np.ndarray:
             with warnings.catch_warnings():

@@ -229,6 +229,7 @@ class DynaMixForecaster(BaseForecaster):
         seed = seed_from(self.random_state)
         self._seed = int(np.random.SeedSequence().generate_state(1)[0]) if seed is None else seed
         self._is_series = isinstance(y, pd.Series)
+        self._series_name = y.name if isinstance(y, pd.Series) else None
         self._cur_y = _as_frame(y)
         self._validate_context()  # loads (or finds) the model, so a missing checkpoint fails in fit
         return self
@@ -366,7 +367,7 @@ class DynaMixForecaster(BaseForecaster):
             plan, paths = self._selected(fh)
             point = np.median(paths, axis=0)
         out = self._frame(plan, self._at_steps(plan, point), self._cur_y.columns)
-        return out.iloc[:, 0].rename(self._cur_y.columns[0]) if self._is_series else out
+        return out.iloc[:, 0].rename(self._series_name) if self._is_series else out
 
     def _predict_quantiles(self, fh: ForecastingHorizon, X: pd.DataFrame | None, alpha: list[float]) -> pd.DataFrame:
         """Calibrated quantiles (time series) or empirical quantiles of the sample paths (dynamics)."""

@@ -1,0 +1,179 @@
+"""Long-format forecasts (one row per series and time stamp) on pandas, and the model as a portable payload.
+
+:func:`forecast_frame` is the one function every engine runs on its pandas pieces: it forecasts all the
+series of one frame in a single batched engine call. :class:`ModelPayload` carries the weights as bytes
+(workers never touch the hub or the file system) and builds the model once per worker process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from .config import DynaMixConfig
+from .model import DynaMix
+
+if TYPE_CHECKING:
+    from .pipeline import DynaMixPipeline
+
+DEFAULT_LEVELS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+_WORKER_PIPELINES: dict[str, DynaMixPipeline] = {}
+
+
+@dataclass(frozen=True)
+class ModelPayload:
+    """A model's architecture and weights as plain bytes, small enough to ship with every task (44 KB for
+    the released model)."""
+
+    config: dict[str, Any]
+    weights: bytes
+    digest: str = field(default="")
+
+    @classmethod
+    def from_model(cls, model: DynaMix) -> ModelPayload:
+        from safetensors.torch import save
+
+        weights = save({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()})
+        return cls(model.config.to_dict(), weights, hashlib.sha256(weights).hexdigest())
+
+    def pipeline(self) -> DynaMixPipeline:
+        """The model as a pipeline, built once per process and kept."""
+        from safetensors.torch import load
+
+        from .pipeline import DynaMixPipeline
+
+        if self.digest not in _WORKER_PIPELINES:
+            model = DynaMix(DynaMixConfig.from_dict(self.config))
+            model.load_state_dict(load(self.weights), strict=True)
+            _WORKER_PIPELINES[self.digest] = DynaMixPipeline(model.eval())
+        return _WORKER_PIPELINES[self.digest]
+
+
+@dataclass(frozen=True)
+class FrameSpec:
+    """What to forecast: the column names, the horizon, the levels and the engine options."""
+
+    prediction_length: int
+    id_column: str = "unique_id"
+    timestamp_column: str = "ds"
+    target: str = "y"
+    quantile_levels: tuple[float, ...] = DEFAULT_LEVELS
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def level_columns(self) -> list[str]:
+        return [f"{q:g}" for q in self.quantile_levels]
+
+    def output_columns(self) -> list[str]:
+        return [self.id_column, self.timestamp_column, "predictions", *self.level_columns]
+
+    def check_columns(self, columns: Sequence[str]) -> None:
+        missing = [c for c in (self.id_column, self.timestamp_column, self.target) if c not in columns]
+        if missing:
+            raise ValueError(
+                f"The frame has no column(s) {missing} (columns: {list(columns)}). Name them with id_column=, "
+                "timestamp_column= and target=."
+            )
+
+
+def _future_index(stamps: pd.Series, horizon: int, name: Any) -> Any:
+    """The next ``horizon`` time stamps of one series, continuing its own regular frequency."""
+    values = stamps.to_numpy()
+    if pd.api.types.is_datetime64_any_dtype(stamps.dtype):
+        index = pd.DatetimeIndex(values)
+        freq = pd.infer_freq(index) if len(index) >= 3 else None
+        if freq is None:
+            raise ValueError(
+                f"Series {name!r} has irregular or too few time stamps to continue them (need at least 3 "
+                "equally spaced ones); resample it to a regular grid first."
+            )
+        return pd.date_range(index[-1], periods=horizon + 1, freq=freq)[1:]
+    if pd.api.types.is_integer_dtype(stamps.dtype):
+        steps = np.unique(np.diff(values)) if len(values) > 1 else np.array([1])
+        if steps.size != 1 or steps[0] <= 0:
+            raise ValueError(f"Series {name!r} has integer time stamps with uneven steps {steps[:5].tolist()}.")
+        return values[-1] + steps[0] * np.arange(1, horizon + 1)
+    raise TypeError(f"The time stamps of series {name!r} must be datetimes or integers, got {stamps.dtype}.")
+
+
+def forecast_frame(frame: pd.DataFrame, spec: FrameSpec, pipeline: DynaMixPipeline) -> pd.DataFrame:
+    """Forecast every series of a long-format pandas frame in one batched engine call.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        Rows of whole series: ``spec.id_column``, ``spec.timestamp_column``, ``spec.target``.
+    spec : FrameSpec
+        Columns, horizon, levels and options.
+    pipeline : DynaMixPipeline
+        The model.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``prediction_length`` rows per series: the id, the continued time stamps, ``predictions`` and one
+        column per quantile level.
+    """
+    spec.check_columns(list(frame.columns))
+    if frame.empty:
+        return _empty_output(frame, spec)
+    ordered = frame.sort_values([spec.id_column, spec.timestamp_column], kind="stable")
+    ids, contexts, futures = [], [], []
+    for key, group in ordered.groupby(spec.id_column, sort=False):
+        if group[spec.timestamp_column].duplicated().any():
+            raise ValueError(f"Series {key!r} has duplicated time stamps; aggregate or drop them first.")
+        values = pd.to_numeric(group[spec.target], errors="coerce").to_numpy(dtype=np.float64)
+        if not np.isfinite(values).all():
+            raise ValueError(
+                f"Series {key!r} has missing, non-numeric or infinite target values; fill or drop them first."
+            )
+        ids.append(key)
+        contexts.append(values[:, None])
+        futures.append(_future_index(group[spec.timestamp_column], spec.prediction_length, key))
+    quantiles, point = pipeline.predict_quantiles(
+        contexts, spec.prediction_length, list(spec.quantile_levels), **spec.options
+    )  # (Q, H, S, 1), (H, S, 1)
+    h = spec.prediction_length
+    out = pd.DataFrame(
+        {
+            spec.id_column: np.repeat(np.asarray(ids, dtype=object), h),
+            spec.timestamp_column: np.concatenate([np.asarray(f) for f in futures]),
+            "predictions": np.asarray(point)[:, :, 0].T.reshape(-1),
+        }
+    )
+    q = np.asarray(quantiles)[..., 0].transpose(0, 2, 1).reshape(len(spec.quantile_levels), -1)
+    for name, column in zip(spec.level_columns, q, strict=True):
+        out[name] = column
+    out[spec.id_column] = out[spec.id_column].astype(frame[spec.id_column].dtype)
+    if pd.api.types.is_datetime64_any_dtype(frame[spec.timestamp_column].dtype):
+        out[spec.timestamp_column] = out[spec.timestamp_column].astype(frame[spec.timestamp_column].dtype)
+    return out
+
+
+def _empty_output(frame: pd.DataFrame, spec: FrameSpec) -> pd.DataFrame:
+    out = pd.DataFrame(
+        {
+            spec.id_column: pd.Series([], dtype=frame[spec.id_column].dtype),
+            spec.timestamp_column: pd.Series([], dtype=frame[spec.timestamp_column].dtype),
+            "predictions": pd.Series([], dtype="float64"),
+        }
+    )
+    for name in spec.level_columns:
+        out[name] = pd.Series([], dtype="float64")
+    return out
+
+
+def output_meta(frame_dtypes: dict[str, Any], spec: FrameSpec) -> pd.DataFrame:
+    """An empty frame with the output's columns and dtypes (for lazy engines' schemas)."""
+    template = pd.DataFrame(
+        {
+            spec.id_column: pd.Series([], dtype=frame_dtypes[spec.id_column]),
+            spec.timestamp_column: pd.Series([], dtype=frame_dtypes[spec.timestamp_column]),
+        }
+    )
+    return _empty_output(template, spec)

@@ -1,0 +1,102 @@
+"""``predict_df`` on pandas, PySpark, Dask and Ray Data frames: whole series per partition, one engine call each.
+
+Each engine first co-locates every series in one partition (Spark ``repartition(n, id)``, Dask
+``shuffle(on=id)``, Ray ``repartition(n, keys=[id])``), then runs :func:`~.long_format.forecast_frame` once per
+partition with the model shipped as bytes (:class:`~.long_format.ModelPayload`) and built once per worker.
+A series' forecast depends only on its own history and the seed (the compiled kernel computes each
+series on its own), so the numbers do not depend on the engine, the partitioning or the batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from .long_format import FrameSpec, ModelPayload, forecast_frame, output_meta
+
+if TYPE_CHECKING:
+    from .pipeline import DynaMixPipeline
+
+ENGINES = ("pandas", "spark", "dask", "ray")
+
+
+def engine_of(df: Any) -> str:
+    """Which engine a frame belongs to, by its type (engines are imported only when used)."""
+    if isinstance(df, pd.DataFrame):
+        return "pandas"
+    module = type(df).__module__
+    if module.startswith("pyspark.sql"):
+        return "spark"
+    if module.startswith("dask") and hasattr(df, "map_partitions"):
+        return "dask"
+    if module.startswith("ray.data"):
+        return "ray"
+    raise TypeError(
+        f"predict_df takes a pandas, PySpark, Dask or Ray Data frame, got {type(df).__module__}.{type(df).__name__}."
+    )
+
+
+def predict_df(pipeline: DynaMixPipeline, df: Any, spec: FrameSpec, num_partitions: int | None = None) -> Any:
+    """Forecast a long-format frame on its own engine; returns the same kind of frame (see the module)."""
+    engine = engine_of(df)
+    if engine == "pandas":
+        return forecast_frame(df, spec, pipeline)
+    if num_partitions is not None and (
+        isinstance(num_partitions, bool) or not isinstance(num_partitions, int) or num_partitions < 1
+    ):
+        raise ValueError(f"num_partitions must be a positive int or None, got {num_partitions!r}.")
+    payload = ModelPayload.from_model(pipeline.model)
+    return {"spark": _spark, "dask": _dask, "ray": _ray}[engine](df, spec, payload, num_partitions)
+
+
+def _spark(df: Any, spec: FrameSpec, payload: ModelPayload, num_partitions: int | None) -> Any:
+    from pyspark.sql import types as T
+
+    spec.check_columns(df.columns)
+    fields = {f.name: f for f in df.schema.fields}
+    schema = T.StructType(
+        [
+            T.StructField(spec.id_column, fields[spec.id_column].dataType),
+            T.StructField(spec.timestamp_column, fields[spec.timestamp_column].dataType),
+            T.StructField("predictions", T.DoubleType()),
+            *[T.StructField(name, T.DoubleType()) for name in spec.level_columns],
+        ]
+    )
+    if num_partitions is None:
+        num_partitions = int(df.sparkSession.conf.get("spark.sql.shuffle.partitions", "8"))
+
+    def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        # Arrow hands a partition over in record batches; a series may straddle two of them, so the
+        # whole partition (whole series, after the repartition by id) is gathered first.
+        frame = pd.concat(list(batches), ignore_index=True)
+        if not frame.empty:
+            yield forecast_frame(frame, spec, payload.pipeline())
+
+    columns = [spec.id_column, spec.timestamp_column, spec.target]
+    return df.select(*columns).repartition(num_partitions, spec.id_column).mapInPandas(run, schema)
+
+
+def _dask(df: Any, spec: FrameSpec, payload: ModelPayload, num_partitions: int | None) -> Any:
+    spec.check_columns(list(df.columns))
+    meta = output_meta(dict(df.dtypes), spec)
+    columns = [spec.id_column, spec.timestamp_column, spec.target]
+    whole = df[columns].shuffle(on=spec.id_column, npartitions=num_partitions or df.npartitions)
+    return whole.map_partitions(_forecast_partition, spec, payload, meta=meta)
+
+
+def _forecast_partition(frame: pd.DataFrame, spec: FrameSpec, payload: ModelPayload) -> pd.DataFrame:
+    return forecast_frame(frame, spec, payload.pipeline())
+
+
+def _ray(ds: Any, spec: FrameSpec, payload: ModelPayload, num_partitions: int | None) -> Any:
+    import ray
+
+    spec.check_columns(ds.columns())
+    if num_partitions is None:
+        num_partitions = max(1, int(ray.cluster_resources().get("CPU", 1)))
+    columns = [spec.id_column, spec.timestamp_column, spec.target]
+    whole = ds.select_columns(columns).repartition(num_partitions, keys=[spec.id_column])
+    # batch_size=None: each call gets a whole block, i.e. whole series.
+    return whole.map_batches(_forecast_partition, fn_args=(spec, payload), batch_size=None, batch_format="pandas")
