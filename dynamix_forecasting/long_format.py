@@ -81,24 +81,57 @@ class FrameSpec:
             )
 
 
-def _future_index(stamps: pd.Series, horizon: int, name: Any) -> Any:
-    """The next ``horizon`` time stamps of one series, continuing its own regular frequency."""
-    values = stamps.to_numpy()
-    if pd.api.types.is_datetime64_any_dtype(stamps.dtype):
-        index = pd.DatetimeIndex(values)
-        freq = pd.infer_freq(index) if len(index) >= 3 else None
+def _steps(stamps: np.ndarray, starts: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """Each series' step between time stamps (int64), checked to be regular and increasing."""
+    n = stamps.shape[0]
+    lengths = np.diff(np.r_[starts, n])
+    short = lengths < 2
+    first = np.where(short, 1, stamps[np.minimum(starts + 1, n - 1)] - stamps[starts])
+    diffs = np.diff(stamps)
+    inside = np.ones(n, dtype=bool)
+    inside[starts] = False  # diffs[i - 1] crosses into a new series where i is a start
+    expected = np.repeat(first, lengths)[1:]
+    bad = inside[1:] & (diffs != expected)
+    duplicated = inside[1:] & (diffs == 0)
+    if duplicated.any():
+        series = ids[np.searchsorted(starts, np.flatnonzero(duplicated)[0] + 1, side="right") - 1]
+        raise ValueError(f"Series {series!r} has duplicated time stamps; aggregate or drop them first.")
+    if bad.any() or np.any(first <= 0):
+        where = np.flatnonzero(bad)[0] + 1 if bad.any() else starts[np.argmax(first <= 0)]
+        series = ids[np.searchsorted(starts, where, side="right") - 1]
+        raise ValueError(f"Series {series!r} has uneven time steps; resample it to a regular grid first.")
+    return first
+
+
+def _futures(stamps: pd.Series, starts: np.ndarray, ids: np.ndarray, horizon: int) -> np.ndarray:
+    """The next ``horizon`` time stamps of every series (``S * horizon``), continuing each one's frequency."""
+    n = len(stamps)
+    last = np.r_[starts[1:], n] - 1
+    ahead = np.arange(1, horizon + 1)
+    if pd.api.types.is_integer_dtype(stamps.dtype):
+        values = stamps.to_numpy(dtype=np.int64)
+        step = _steps(values, starts, ids)
+        return (values[last][:, None] + step[:, None] * ahead[None]).reshape(-1)
+    if not pd.api.types.is_datetime64_any_dtype(stamps.dtype):
+        raise TypeError(f"The time stamps must be datetimes or integers, got {stamps.dtype}.")
+    index = pd.DatetimeIndex(stamps)
+    nanos = index.asi8
+    try:  # a fixed step (hourly, daily, ...) continues by arithmetic
+        step = _steps(nanos, starts, ids)
+        return (nanos[last][:, None] + step[:, None] * ahead[None]).reshape(-1).astype("datetime64[ns]")
+    except ValueError as exc:
+        if "duplicated" in str(exc):
+            raise
+    out = []  # calendar frequencies (monthly, quarterly, ...) are inferred series by series
+    for k, (a, b) in enumerate(zip(starts, np.r_[starts[1:], n], strict=True)):
+        freq = pd.infer_freq(index[a:b]) if b - a >= 3 else None
         if freq is None:
             raise ValueError(
-                f"Series {name!r} has irregular or too few time stamps to continue them (need at least 3 "
+                f"Series {ids[k]!r} has irregular or too few time stamps to continue them (need at least 3 "
                 "equally spaced ones); resample it to a regular grid first."
             )
-        return pd.date_range(index[-1], periods=horizon + 1, freq=freq)[1:]
-    if pd.api.types.is_integer_dtype(stamps.dtype):
-        steps = np.unique(np.diff(values)) if len(values) > 1 else np.array([1])
-        if steps.size != 1 or steps[0] <= 0:
-            raise ValueError(f"Series {name!r} has integer time stamps with uneven steps {steps[:5].tolist()}.")
-        return values[-1] + steps[0] * np.arange(1, horizon + 1)
-    raise TypeError(f"The time stamps of series {name!r} must be datetimes or integers, got {stamps.dtype}.")
+        out.append(pd.date_range(index[b - 1], periods=horizon + 1, freq=freq)[1:].to_numpy())
+    return np.concatenate(out)
 
 
 def forecast_frame(frame: pd.DataFrame, spec: FrameSpec, pipeline: DynaMixPipeline) -> pd.DataFrame:
@@ -123,35 +156,30 @@ def forecast_frame(frame: pd.DataFrame, spec: FrameSpec, pipeline: DynaMixPipeli
     if frame.empty:
         return _empty_output(frame, spec)
     ordered = frame.sort_values([spec.id_column, spec.timestamp_column], kind="stable")
-    ids, contexts, futures = [], [], []
-    for key, group in ordered.groupby(spec.id_column, sort=False):
-        if group[spec.timestamp_column].duplicated().any():
-            raise ValueError(f"Series {key!r} has duplicated time stamps; aggregate or drop them first.")
-        values = pd.to_numeric(group[spec.target], errors="coerce").to_numpy(dtype=np.float64)
-        if not np.isfinite(values).all():
-            raise ValueError(
-                f"Series {key!r} has missing, non-numeric or infinite target values; fill or drop them first."
-            )
-        ids.append(key)
-        contexts.append(values[:, None])
-        futures.append(_future_index(group[spec.timestamp_column], spec.prediction_length, key))
-    quantiles, point = pipeline.predict_quantiles(
-        contexts, spec.prediction_length, list(spec.quantile_levels), **spec.options
-    )  # (Q, H, S, 1), (H, S, 1)
+    id_values = ordered[spec.id_column].to_numpy()
+    codes = pd.factorize(id_values)[0]
+    starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
+    ids = id_values[starts]
+    values = pd.to_numeric(ordered[spec.target], errors="coerce").to_numpy(dtype=np.float64)
+    if not np.isfinite(values).all():
+        bad = ids[np.searchsorted(starts, np.flatnonzero(~np.isfinite(values))[0], side="right") - 1]
+        raise ValueError(f"Series {bad!r} has missing, non-numeric or infinite target values; fill or drop them first.")
     h = spec.prediction_length
+    futures = _futures(ordered[spec.timestamp_column], starts, ids, h)
+    contexts = [v[:, None] for v in np.split(values, starts[1:])]
+    quantiles, point = pipeline.predict_quantiles(contexts, h, list(spec.quantile_levels), **spec.options)
     out = pd.DataFrame(
         {
-            spec.id_column: np.repeat(np.asarray(ids, dtype=object), h),
-            spec.timestamp_column: np.concatenate([np.asarray(f) for f in futures]),
-            "predictions": np.asarray(point)[:, :, 0].T.reshape(-1),
+            spec.id_column: np.repeat(ids, h),
+            spec.timestamp_column: futures,
+            "predictions": np.asarray(point)[:, :, 0].T.reshape(-1),  # (H, S, 1) -> series-major rows
         }
     )
     q = np.asarray(quantiles)[..., 0].transpose(0, 2, 1).reshape(len(spec.quantile_levels), -1)
     for name, column in zip(spec.level_columns, q, strict=True):
         out[name] = column
     out[spec.id_column] = out[spec.id_column].astype(frame[spec.id_column].dtype)
-    if pd.api.types.is_datetime64_any_dtype(frame[spec.timestamp_column].dtype):
-        out[spec.timestamp_column] = out[spec.timestamp_column].astype(frame[spec.timestamp_column].dtype)
+    out[spec.timestamp_column] = out[spec.timestamp_column].astype(frame[spec.timestamp_column].dtype)
     return out
 
 
