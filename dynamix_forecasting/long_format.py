@@ -166,7 +166,13 @@ def forecast_frame(frame: pd.DataFrame, spec: FrameSpec, pipeline: DynaMixPipeli
         raise ValueError(f"Series {bad!r} has missing, non-numeric or infinite target values; fill or drop them first.")
     h = spec.prediction_length
     futures = _futures(ordered[spec.timestamp_column], starts, ids, h)
-    contexts = [v[:, None] for v in np.split(values, starts[1:])]
+    lengths = np.diff(np.r_[starts, values.shape[0]])
+    # Equal lengths go in as one (T, S, 1) array (the same numbers as a list, without per-series padding).
+    contexts: Any = (
+        values.reshape(len(starts), -1).T[:, :, None]
+        if np.all(lengths == lengths[0])
+        else [v[:, None] for v in np.split(values, starts[1:])]
+    )
     quantiles, point = pipeline.predict_quantiles(contexts, h, list(spec.quantile_levels), **spec.options)
     out = pd.DataFrame(
         {

@@ -451,6 +451,7 @@ class DynaMixPipeline:
         seed: int | None = 0,
         mode: str = "time_series",
         num_partitions: int | None = None,
+        whole_series_partitions: bool = False,
         **options: Any,
     ) -> Any:
         """Forecast every series of a long-format frame (pandas, PySpark, Dask or Ray Data) on its own engine.
@@ -473,6 +474,10 @@ class DynaMixPipeline:
         num_partitions : int, optional
             Partitions of whole series on a distributed engine (default: Spark's shuffle partitions,
             Dask's partitions, Ray's CPUs).
+        whole_series_partitions : bool, default False
+            Declare that every series already lies in one partition of ``df`` (a table written sorted or
+            partitioned by id and read back by row groups): Spark and Dask then skip the shuffle by id.
+            Wrong when a series spans partitions (it would be forecast once per piece).
         **options
             Further options of :meth:`predict_quantiles` (``season_length``, ``context_length``, ...).
 
@@ -494,7 +499,9 @@ class DynaMixPipeline:
             levels,
             {"mode": _check_mode(mode), "seed": check_seed(seed), **options},
         )
-        return predict_df(self, df, spec, num_partitions)
+        return predict_df(
+            self, df, spec, num_partitions, check_bool("whole_series_partitions", whole_series_partitions)
+        )
 
     def _time_series(
         self,

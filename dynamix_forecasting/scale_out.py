@@ -38,8 +38,18 @@ def engine_of(df: Any) -> str:
     )
 
 
-def predict_df(pipeline: DynaMixPipeline, df: Any, spec: FrameSpec, num_partitions: int | None = None) -> Any:
-    """Forecast a long-format frame on its own engine; returns the same kind of frame (see the module)."""
+def predict_df(
+    pipeline: DynaMixPipeline,
+    df: Any,
+    spec: FrameSpec,
+    num_partitions: int | None = None,
+    whole_series_partitions: bool = False,
+) -> Any:
+    """Forecast a long-format frame on its own engine; returns the same kind of frame (see the module).
+
+    ``whole_series_partitions=True`` declares that every series already lies in one partition (e.g. a table
+    written partitioned or sorted by id, read back by row groups): Spark and Dask then skip the shuffle by id.
+    """
     engine = engine_of(df)
     if engine == "pandas":
         return forecast_frame(df, spec, pipeline)
@@ -48,10 +58,14 @@ def predict_df(pipeline: DynaMixPipeline, df: Any, spec: FrameSpec, num_partitio
     ):
         raise ValueError(f"num_partitions must be a positive int or None, got {num_partitions!r}.")
     payload = ModelPayload.from_model(pipeline.model)
-    return {"spark": _spark, "dask": _dask, "ray": _ray}[engine](df, spec, payload, num_partitions)
+    if engine == "spark":
+        return _spark(df, spec, payload, num_partitions, shuffle=not whole_series_partitions)
+    if engine == "dask":
+        return _dask(df, spec, payload, num_partitions, shuffle=not whole_series_partitions)
+    return _ray(df, spec, payload, num_partitions)
 
 
-def _spark(df: Any, spec: FrameSpec, payload: ModelPayload, num_partitions: int | None) -> Any:
+def _spark(df: Any, spec: FrameSpec, payload: ModelPayload, num_partitions: int | None, shuffle: bool = True) -> Any:
     from pyspark.sql import types as T
 
     spec.check_columns(df.columns)
@@ -72,21 +86,30 @@ def _spark(df: Any, spec: FrameSpec, payload: ModelPayload, num_partitions: int 
         # whole partition (whole series, after the repartition by id) is gathered first.
         frame = pd.concat(list(batches), ignore_index=True)
         if not frame.empty:
-            yield forecast_frame(frame, spec, payload.pipeline())
+            yield _forecast_partition(frame, spec, payload)
 
     columns = [spec.id_column, spec.timestamp_column, spec.target]
-    return df.select(*columns).repartition(num_partitions, spec.id_column).mapInPandas(run, schema)
+    selected = df.select(*columns)
+    whole = selected.repartition(num_partitions, spec.id_column) if shuffle else selected
+    return whole.mapInPandas(run, schema)
 
 
-def _dask(df: Any, spec: FrameSpec, payload: ModelPayload, num_partitions: int | None) -> Any:
+def _dask(df: Any, spec: FrameSpec, payload: ModelPayload, num_partitions: int | None, shuffle: bool = True) -> Any:
     spec.check_columns(list(df.columns))
     meta = output_meta(dict(df.dtypes), spec)
     columns = [spec.id_column, spec.timestamp_column, spec.target]
-    whole = df[columns].shuffle(on=spec.id_column, npartitions=num_partitions or df.npartitions)
+    whole = (
+        df[columns].shuffle(on=spec.id_column, npartitions=num_partitions or df.npartitions) if shuffle else df[columns]
+    )
     return whole.map_partitions(_forecast_partition, spec, payload, meta=meta)
 
 
 def _forecast_partition(frame: pd.DataFrame, spec: FrameSpec, payload: ModelPayload) -> pd.DataFrame:
+    """One partition on a worker: the engine runs one task per core, so the kernel uses one thread (its
+    default of all cores would oversubscribe them)."""
+    import numba
+
+    numba.set_num_threads(1)
     return forecast_frame(frame, spec, payload.pipeline())
 
 

@@ -165,3 +165,13 @@ def test_ray_data_local(pipe, long_df, expected):
         _assert_same(_sorted(pipe.predict_df(ds, 6, season_length=12).to_pandas()), expected)
     finally:
         ray.shutdown()
+
+
+def test_whole_series_partitions_skips_the_shuffle_on_dask(pipe, long_df, expected):
+    import dask.dataframe as dd
+
+    ordered = long_df.sort_values(["unique_id", "ds"]).reset_index(drop=True)
+    # Partition boundaries on series boundaries: every series lies in one partition.
+    ddf = dd.from_pandas(ordered.set_index("unique_id"), npartitions=4, sort=True).reset_index()
+    out = pipe.predict_df(ddf, 6, season_length=12, whole_series_partitions=True).compute()
+    _assert_same(_sorted(out), expected)
