@@ -84,7 +84,8 @@ def _spark(df: Any, spec: FrameSpec, payload: ModelPayload, num_partitions: int 
     def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         # Arrow hands a partition over in record batches; a series may straddle two of them, so the
         # whole partition (whole series, after the repartition by id) is gathered first.
-        frame = pd.concat(list(batches), ignore_index=True)
+        pieces = list(batches)
+        frame = pd.concat(pieces, ignore_index=True) if pieces else pd.DataFrame()
         if not frame.empty:
             yield _forecast_partition(frame, spec, payload)
 
