@@ -191,7 +191,19 @@ def write_report(
         )
         parts.append(_md(agg))
         parts.append("\nPer task (this run):\n")
-        parts.append(_md(wide.sort_values(["task", "MASE"])))
+        parts.append(
+            _md(wide[[c for c in wide.columns if c in ("task", "model", "MASE", "WQL")]].sort_values(["task", "MASE"]))
+        )
+        if "mid_band_10_90" in wide.columns:
+            coverage = [c for c in wide.columns if c.startswith("mid_coverage@") or c == "mid_band_10_90"]
+            probabilistic = wide.dropna(subset=["mid_band_10_90"])
+            probabilistic = probabilistic[probabilistic["mid_band_10_90"] > 0]
+            if not probabilistic.empty:
+                parts.append(
+                    "\nCoverage of the quantile forecasts, mean over tasks (`mid`: an outcome equal to the forecast "
+                    "counts half):\n"
+                )
+                parts.append(_md(probabilistic.groupby("model")[coverage].mean().reset_index()))
         _plot_ts(wide, plots / "ts_relative_mase.png")
     dsr = dsr_table(frame)
     if not dsr.empty:
