@@ -54,7 +54,7 @@ def _assert_same(got: pd.DataFrame, want: pd.DataFrame) -> None:
     assert list(got.columns) == list(want.columns)
     assert (got["unique_id"].astype(str).to_numpy() == want["unique_id"].astype(str).to_numpy()).all()
     assert (pd.to_datetime(got["ds"]).to_numpy() == want["ds"].to_numpy()).all()
-    np.testing.assert_allclose(got[LEVELS].to_numpy(), want[LEVELS].to_numpy(), rtol=1e-6, atol=0)
+    np.testing.assert_allclose(got[LEVELS].to_numpy(dtype=np.float64), want[LEVELS].to_numpy(), rtol=1e-6, atol=0)
 
 
 def test_pandas_output_matches_the_direct_forecast(pipe, long_df, expected):
