@@ -26,10 +26,10 @@ Q = np.asarray(QUANTILES)
 
 
 def fill_missing(history: np.ndarray) -> np.ndarray:
-    """Linear interpolation of NaNs (edges filled with the nearest value; all-NaN becomes zeros)."""
+    """Missing values as fev fills them for models that cannot take NaNs: forward fill, then zeros (leading NaNs)."""
     if np.isfinite(history).all():
         return history
-    filled = pd.Series(history).interpolate(limit_direction="both").to_numpy()
+    filled = pd.Series(history).ffill().to_numpy()
     return np.nan_to_num(filled, nan=0.0)
 
 
@@ -162,7 +162,9 @@ class Naive2(BenchModel):
 
 
 class Parroting(BenchModel):
-    """Context parroting; quantiles from the continuations of the ``n_matches`` best matches."""
+    """Context parroting; point forecast and quantiles from the continuations of the ``n_matches`` best distinct
+    matches (time series). On the systems track the single best match's continuation: a median of chaotic
+    trajectories is not a trajectory, and its attractor statistics would be those of a smoothed curve."""
 
     name = "parroting"
     tracks = ("ts", "dsr")
@@ -173,7 +175,7 @@ class Parroting(BenchModel):
     def forecast_ts(self, histories, horizon, seasonality):
         k = self.k or max(3, seasonality)
         paths = np.stack([parrot(fill_missing(h), horizon, k=k, n_matches=self.n_matches) for h in histories], 1)
-        return paths[0], np.quantile(paths, Q, axis=0)  # the best match is the point forecast
+        return np.median(paths, axis=0), np.quantile(paths, Q, axis=0)  # the ensemble median is the point forecast
 
     def forecast_dsr(self, context, horizon):
         return parrot(context, horizon, k=self.k or 10)[0]
@@ -315,17 +317,32 @@ def _hub_reachable(timeout: float = 2.0) -> bool:
         return False
 
 
+#: Models whose forecasts depend on a seed (DynaMix's noisy sample paths); they run once per seed.
+STOCHASTIC = ("dynamix",)
+
+
 def build_models(
-    names: list[str], chronos_dir: str | None = None, dynamix_model: str | None = None, dynamix_samples: int = 100
+    names: list[str],
+    chronos_dir: str | None = None,
+    dynamix_model: str | None = None,
+    dynamix_samples: int = 100,
+    seeds: list[int] | None = None,
 ) -> list[BenchModel]:
     """Models by benchmark name (``dynamix``, ``parroting``, ``seasonal_naive``, ``auto_ets``, ...).
 
     ``dynamix_samples`` is the number of DynaMix sample paths behind the quantiles (20 in a quick run).
+    ``seeds``: the stochastic models run once per seed; the first keeps the plain name, the others are
+    ``<name>#seed<k>``.
     """
     out: list[BenchModel] = []
+    seeds = seeds or [0]
     for name in names:
         if name == "dynamix":
-            out.append(DynaMixBenchModel(dynamix_model or DEFAULT_MODEL, num_samples=dynamix_samples))
+            for seed in seeds:
+                model = DynaMixBenchModel(dynamix_model or DEFAULT_MODEL, num_samples=dynamix_samples, seed=seed)
+                if seed != seeds[0]:
+                    model.name = f"{model.name}#seed{seed}"
+                out.append(model)
         elif name == "dynamix_nonstationary":  # the pipeline's mode for trending series (Box-Cox + power trend)
             out.append(
                 DynaMixBenchModel(dynamix_model or DEFAULT_MODEL, num_samples=dynamix_samples, fit_nonstationary=True)

@@ -25,7 +25,8 @@ def parrot(context: np.ndarray, horizon: int, k: int = 10, n_matches: int = 1) -
     k : int, default 10
         Length of the matched stretch (shortened for short contexts).
     n_matches : int, default 1
-        Number of best (distinct) matches to follow: the output's leading axis.
+        Number of best distinct matches to follow (the output's leading axis): the stretches of two members
+        never overlap (their starts differ by at least ``k``), so the ensemble is not one match shifted by a step.
 
     Returns
     -------
@@ -54,9 +55,10 @@ def parrot(context: np.ndarray, horizon: int, k: int = 10, n_matches: int = 1) -
             windows = sliding_window_view(z[:-1], k, axis=0)  # stretches that have a successor
             windows = windows.transpose(0, 2, 1) if windows.ndim == 3 else windows[..., None]
             dist = ((windows - query) ** 2).sum(axis=(1, 2))
-            dist[-1:] = np.inf  # the query itself
-            order = np.argsort(dist, kind="stable")
-            start = order[min(r, order.shape[0] - 1)]
+            # The last stretch's successor is the context's last point: following it copies one step and
+            # searches again from a match of the query with itself shifted by one, so it is left out.
+            dist[-1:] = np.inf
+            start = _distinct_matches(np.argsort(dist, kind="stable"), k, r + 1)[-1]
             follow = series[start + k : start + k + horizon - done]
             if follow.shape[0] == 0:
                 follow = series[-1:]
@@ -64,3 +66,15 @@ def parrot(context: np.ndarray, horizon: int, k: int = 10, n_matches: int = 1) -
             series = np.concatenate([series, follow])
             done += follow.shape[0]
     return out[..., 0] if squeeze else out
+
+
+def _distinct_matches(order: np.ndarray, k: int, count: int) -> list[int]:
+    """The first ``count`` starts in ``order`` (best first) whose stretches of ``k`` points do not overlap
+    (fewer only when the context has too few; then the last one repeats)."""
+    chosen: list[int] = []
+    for start in order:
+        if all(abs(int(start) - c) >= k for c in chosen):
+            chosen.append(int(start))
+            if len(chosen) == count:
+                break
+    return chosen + [chosen[-1]] * (count - len(chosen))

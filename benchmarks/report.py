@@ -10,6 +10,7 @@ from matplotlib.figure import Figure  # figures without pyplot: no global backen
 from matplotlib.ticker import NullFormatter
 
 from . import data as bench_data
+from .report_leaderboard import dsr_section, ts_section
 from .scoring import geometric_mean
 
 PUBLISHED_IN_PLOTS = ["chronos_bolt_small", "chronos_bolt_tiny", "tirex", "auto_ets"]
@@ -184,23 +185,14 @@ def write_report(
     wide, agg = ts_tables(frame)
     if not agg.empty:
         parts.append("## Time-series track (Chronos Benchmark II protocol)\n")
-        parts.append(
-            "Aggregate over the tasks run: geometric mean of MASE and WQL relative to seasonal naive (lower is "
-            "better). Rows marked *published* are the fev 0.6.0 scores of `reference_results.csv` over the same "
-            "tasks, not re-run here.\n"
-        )
-        parts.append(_md(agg))
-        parts.append("\nPer task (this run):\n")
-        parts.append(
-            _md(wide[[c for c in wide.columns if c in ("task", "model", "MASE", "WQL")]].sort_values(["task", "MASE"]))
-        )
+        parts.append(ts_section(frame, plots))
         if "mid_band_10_90" in wide.columns:
             coverage = [c for c in wide.columns if c.startswith("mid_coverage@") or c == "mid_band_10_90"]
             probabilistic = wide.dropna(subset=["mid_band_10_90"])
             probabilistic = probabilistic[probabilistic["mid_band_10_90"] > 0]
             if not probabilistic.empty:
                 parts.append(
-                    "\nCoverage of the quantile forecasts, mean over tasks (`mid`: an outcome equal to the forecast "
+                    "\nCoverage per quantile level, mean over tasks (`mid`: an outcome equal to the forecast "
                     "counts half):\n"
                 )
                 parts.append(_md(probabilistic.groupby("model")[coverage].mean().reset_index()))
@@ -214,6 +206,7 @@ def write_report(
             "MASE over the first 10 steps.\n"
         )
         parts.append(_md(dsr.sort_values(["metric", "group", "context", "median"])))
+        parts.append(dsr_section(frame))
         _plot_dsr(frame, plots / "dsr_boxplots.png")
     speed = _scores(frame, "speed")
     speed = speed[~speed["task"].str.startswith("fm")]

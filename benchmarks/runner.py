@@ -26,7 +26,7 @@ from . import data as bench_data
 from .models import BenchModel, build_models
 from .scoring import quantile_coverage, task_mase, task_wql
 
-COLUMNS = ["track", "task", "group", "model", "metric", "value", "seconds", "note"]
+COLUMNS = ["track", "task", "group", "model", "metric", "value", "seconds", "note", "config"]
 TS_MODELS = [
     "seasonal_naive",
     "dynamix",
@@ -45,17 +45,33 @@ QUICK_SYSTEMS = ["Lorenz", "Chua", "Rossler", "Aizawa"]  # two held-out systems,
 
 
 class Results:
-    """The long results table on disk; rows are appended as they come, so a run can resume."""
+    """The long results table on disk; rows are appended as they come, so a run can resume.
 
-    def __init__(self, path: Path) -> None:
+    Every row records the run's configuration (``config``: quick mode, series cap, sample paths, seed,
+    checkpoint, horizon of the systems track), and a run only reuses rows of its own configuration: a quick
+    run never stands in for a full one. Rows written before configurations were recorded are never reused.
+    """
+
+    def __init__(self, path: Path, config: dict | None = None) -> None:
         self.path = path
+        self.config = json.dumps(config or {}, sort_keys=True)
         self.frame = pd.read_csv(path) if path.exists() else pd.DataFrame(columns=COLUMNS)
+        if "config" not in self.frame.columns:
+            self.frame["config"] = np.nan
 
     def done(self, track: str, task: str, model: str) -> bool:
         f = self.frame
-        return bool(((f["track"] == track) & (f["task"] == task) & (f["model"] == model)).any())
+        same = (f["track"] == track) & (f["task"] == task) & (f["model"] == model) & (f["config"] == self.config)
+        return bool(same.any())
+
+    def current(self) -> pd.DataFrame:
+        """The rows of this configuration (all rows of a table written before configurations were recorded)."""
+        f = self.frame
+        mine = f[f["config"] == self.config]
+        return mine if not mine.empty or f["config"].notna().any() else f
 
     def add(self, rows: list[dict]) -> None:
+        rows = [{**r, "config": self.config} for r in rows]
         new = pd.DataFrame([{c: r.get(c, "") for c in COLUMNS} for r in rows], columns=COLUMNS)
         self.frame = new if self.frame.empty else pd.concat([self.frame, new], ignore_index=True)
         self.frame.to_csv(self.path, index=False)
@@ -254,14 +270,32 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--accuracy-from", help="results.csv of an accuracy run, for the speed-against-accuracy plot")
     parser.add_argument("--report-only", action="store_true", help="only rewrite summary.md and the plots")
+    parser.add_argument(
+        "--seeds",
+        help="comma-separated seeds of the stochastic models (DynaMix's sample paths; default 0,1,2, quick: 0); "
+        "seeds after the first run as '<model>#seed<k>' and give the spread",
+    )
     return parser
+
+
+def run_config(args: argparse.Namespace) -> dict:
+    """What decides a row's value besides track, task and model: rows of another configuration are not reused."""
+    return {
+        "quick": bool(args.quick),
+        "max_series": args.max_series or (20 if args.quick else None),
+        "dynamix_samples": 20 if args.quick else 100,
+        "dynamix_model": args.dynamix_model or "dynamix-3d-alrnn-v1.0",
+        "dsr_horizon": 2000 if args.quick else args.dsr_horizon,
+        "regenerate": bool(args.regenerate),
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
-    results = Results(out / "results.csv")
+    results = Results(out / "results.csv", run_config(args))
+    seeds = [int(x) for x in args.seeds.split(",")] if args.seeds else ([0] if args.quick else [0, 1, 2])
     examples_path = out / "examples.npz"
     examples = dict(np.load(examples_path)) if examples_path.exists() else {}
     tracks = [] if args.report_only else (["ts", "dsr", "speed"] if args.track == "all" else [args.track])
@@ -272,7 +306,9 @@ def main(argv: list[str] | None = None) -> None:
         names = chosen or default
         if args.quick and not chosen:
             names = [m for m in names if m != "auto_arima"]
-        return build_models(names, args.chronos_dir, args.dynamix_model, dynamix_samples=20 if args.quick else 100)
+        return build_models(
+            names, args.chronos_dir, args.dynamix_model, dynamix_samples=20 if args.quick else 100, seeds=seeds
+        )
 
     timings: dict[str, float] = {}
     if "ts" in tracks:
@@ -292,7 +328,8 @@ def main(argv: list[str] | None = None) -> None:
     if "speed" in tracks:
         start = time.perf_counter()
         foundation = args.foundation_models.split(",") if args.foundation_models else None
-        run_speed(models_for(sorted(set(TS_MODELS + DSR_MODELS))), results, args.quick, foundation)
+        timed = [m for m in models_for(sorted(set(TS_MODELS + DSR_MODELS))) if "#seed" not in m.name]
+        run_speed(timed, results, args.quick, foundation)
         timings["speed"] = time.perf_counter() - start
     np.savez(examples_path, **examples)
 
@@ -312,7 +349,7 @@ def main(argv: list[str] | None = None) -> None:
         info["quick"] = args.quick
         (out / "machine.json").write_text(json.dumps(info, indent=2))
     accuracy = pd.read_csv(args.accuracy_from) if args.accuracy_from else None
-    print(write_report(out, results.frame, examples, info, accuracy))
+    print(write_report(out, results.current(), examples, info, accuracy))
     print(f"Results in {out}: results.csv, summary.md, plots/*.png (wall time {info['wall_seconds_this_run']} s)")
 
 

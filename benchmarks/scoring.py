@@ -8,21 +8,21 @@ QUANTILES = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 
 
 def seasonal_scale(history: np.ndarray, m: int) -> float:
-    """Mean absolute seasonal difference of a history (NaNs ignored); NaN where undefined."""
+    """Mean absolute seasonal difference of a history (NaNs ignored); 1.0 where undefined (fev 0.6.0's rule:
+    a history no longer than ``m`` or without a finite difference is scaled by 1, not dropped)."""
     diffs = np.abs(history[m:] - history[:-m]) if history.shape[0] > m else np.array([])
     diffs = diffs[np.isfinite(diffs)]
-    return float(diffs.mean()) if diffs.size else float("nan")
+    return float(diffs.mean()) if diffs.size else 1.0
 
 
 def task_mase(histories: list[np.ndarray], targets: list[np.ndarray], medians: np.ndarray, m: int) -> float:
-    """fev MASE: mean over all (series, step) of ``|y - median| / scale``; series with zero/undefined scale dropped."""
+    """fev MASE: mean over all (series, step) of ``|y - median| / scale`` over the finite terms (a series with a
+    zero scale gives only non-finite terms, so it drops out; an undefined scale is 1)."""
     errors = []
     for history, target, median in zip(histories, targets, medians, strict=True):
-        scale = seasonal_scale(history, m)
-        if not np.isfinite(scale) or scale == 0:
-            continue
-        err = np.abs(target - median) / scale
-        errors.append(err[np.isfinite(target)])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            err = np.abs(target - median) / seasonal_scale(history, m)
+        errors.append(err[np.isfinite(err)])
     return float(np.concatenate(errors).mean())
 
 

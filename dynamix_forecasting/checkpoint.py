@@ -243,6 +243,9 @@ def load_model(
             state, arch = dynamix_state_dict_from_bson(path)
             model = _build_model({k: torch.from_numpy(v) for k, v in state.items()}, DynaMixConfig(**arch), str(path))
         elif path.is_dir():
+            run_checkpoint = path / "checkpoint"
+            if not any(path.glob("*.safetensors")) and run_checkpoint.is_dir():  # a training run's output folder
+                path = run_checkpoint
             pair = _pair_in_directory(path, None)
             model = _load_pair(*pair) if pair else None
         else:

@@ -53,9 +53,23 @@ def test_parroting_continues_a_periodic_context_exactly():
     assert paths.shape == (3, 30, 2) and np.isfinite(paths).all()
     with pytest.raises(ValueError, match="finite"):
         parrot(np.array([1.0, np.nan, 2.0, 3.0]), 3)
-    median, quantiles = Parroting().forecast_ts([wave[:300]], 20, 25)
-    np.testing.assert_allclose(median[0], wave[300:320], atol=1e-9)
+    # ten distinct exact matches (periods of 50 points in 1,000): their ensemble median is exact too
+    long_t = np.arange(1100)
+    long_wave = np.sin(2 * np.pi * long_t / 25.0) + 0.5 * np.sin(2 * np.pi * long_t / 50.0)
+    median, quantiles = Parroting().forecast_ts([long_wave[:1000]], 20, 25)
+    np.testing.assert_allclose(median[0], long_wave[1000:1020], atol=1e-9)
     assert quantiles.shape == (9, 1, 20)
+
+
+def test_parroting_ensembles_distinct_matches():
+    from benchmarks.parroting import _distinct_matches
+
+    assert _distinct_matches(np.array([10, 11, 12, 30, 9, 50]), k=5, count=3) == [10, 30, 50]
+    assert _distinct_matches(np.array([3, 4]), k=5, count=3) == [3, 3, 3]  # too few: the last repeats
+    # on noise the members differ from the first step on (no member is another shifted by one point)
+    rng = np.random.default_rng(0)
+    paths = parrot(rng.standard_normal(500), 5, k=10, n_matches=4)
+    assert len({round(float(p[0]), 12) for p in paths}) == 4
 
 
 def _tiny_chronos_models(root):
@@ -119,8 +133,19 @@ def test_quick_run_writes_results_table_and_plots(tmp_path, tasks, released_mode
     not_run = frame[frame["metric"] == "not_run"]
     assert not_run.empty, not_run  # with the tiny Chronos folders every model runs
     summary = (out / "summary.md").read_text()
-    assert "published (fev 0.6.0)" in summary and "held_out" in summary and "series_steps_per_s" in summary
-    for plot in ("ts_relative_mase.png", "dsr_boxplots.png", "gallery.png", "speed_vs_accuracy.png"):
+    assert "Leaderboard (fev rules)" in summary and "(published)" in summary and "⚠ leakage" in summary
+    assert "held_out" in summary and "series_steps_per_s" in summary and "win_rate_vs_parroting" in summary
+    assert set(frame["config"]) == {frame["config"].iloc[0]} and '"quick": true' in frame["config"].iloc[0]
+    for plot in (
+        "ts_relative_mase.png",
+        "dsr_boxplots.png",
+        "gallery.png",
+        "speed_vs_accuracy.png",
+        "leaderboard_MASE.png",
+        "leaderboard_WQL.png",
+        "per_task_relative_mase.png",
+        "coverage_curves.png",
+    ):
         assert (out / "plots" / plot).stat().st_size > 10_000
     # the speed comparison with the foundation models: every workload timed for every model, Chronos marked
     fm = frame[frame["task"].str.startswith("fm")]

@@ -97,6 +97,8 @@ def test_checkpoint_loads_and_forecasts(tmp_path, files):
     assert [r["epoch"] for r in rows] == [1, 2] and all(np.isfinite(r["loss"]) for r in rows)
     model = load_model(tmp_path / "run" / "checkpoint" / "dynamix-3d-tiny.safetensors")
     assert model.config == DynaMixConfig(M=8, N=3, Experts=3, P=1)
+    from_run_folder = load_model(tmp_path / "run")  # the run's folder loads too
+    assert all(torch.equal(a, b) for a, b in zip(model.parameters(), from_run_folder.parameters(), strict=True))
     forecast = DynaMixPipeline(model).forecast(_trajectory(5)[:100], 20, seed=0)
     assert forecast.shape == (20, 3) and np.isfinite(forecast).all()
     metrics = (tmp_path / "run" / "metrics.csv").read_text().splitlines()

@@ -65,7 +65,17 @@ class TrainingSettings:
     name: str = _setting("dynamix-3d-alrnn-trained", "model name of the written checkpoint")
     seed: int = _setting(0, "seed of the initialisation, the windows, the batches and the noise")
     device: str = _setting("cpu", "'cpu' or 'cuda'")
-    threads: int = _setting(0, "torch threads (0: torch's default)")
+    threads: int = _setting(0, "CPU threads of the training step (0: all cores)")
+    engine: str = _setting(
+        "fast", "'fast': compiled forward and backward pass (CPU); 'reference': autograd on DynaMix.step (any device)"
+    )
+    corpus_dir: str | None = _setting(
+        None,
+        "folder of the 30 systems at the published scale (e.g. ../shared/data/dysts-train-100k): trains on the "
+        "published corpus of 34 trajectories (the four second regimes are integrated once and cached in "
+        "corpus_cache)",
+    )
+    corpus_cache: str = _setting("dynamix-corpus-cache", "folder where the second-regime trajectories are cached")
 
     def __post_init__(self) -> None:
         positive = ["M", "N", "Experts", "n_points", "windows_per_system", "context_length", "sequence_length",
@@ -101,6 +111,15 @@ class TrainingSettings:
                 f"context_length ({self.context_length}) must be at least 3 and longer than the overlap ({self.overlap}) "
                 "of the training sequence with the context; raise context_length or lower overlap."
             )
+        if self.engine not in ("fast", "reference"):
+            raise ValueError(f"engine must be 'fast' or 'reference', got {self.engine!r}.")
+        if self.engine == "fast" and self.device != "cpu":
+            raise ValueError(
+                f"engine='fast' runs on the CPU; for device={self.device!r} set engine='reference' (autograd on the "
+                "device)."
+            )
+        if self.corpus_dir is not None and (self.systems or self.trajectory_files):
+            raise ValueError("corpus_dir replaces systems and trajectory_files; set only one of them.")
         if self.optimizer not in ("radam", "adam", "adamw"):
             raise ValueError(f"optimizer must be 'radam', 'adam' or 'adamw', got {self.optimizer!r}.")
         if self.freeze not in (None, "experts", "gating"):

@@ -18,6 +18,8 @@ from ..config import DynaMixConfig
 from ..metrics import geometrical_misalignment, mase, temporal_misalignment
 from ..model import DynaMix
 from ..pipeline import DynaMixPipeline
+from . import fast_step
+from .corpus import published_corpus
 from .data import WindowSampler, dysts_trajectories, load_trajectory_file, published_systems
 from .settings import TrainingSettings
 
@@ -72,19 +74,23 @@ class Trainer:
 
     def __init__(self, settings: TrainingSettings, sampler: WindowSampler | None = None) -> None:
         self.s = settings
-        if settings.threads:
+        if settings.threads and settings.engine == "reference":
             torch.set_num_threads(settings.threads)
         self.device = torch.device(settings.device)
         self.out = Path(settings.output_dir)
         self.model = self._initial_model().to(self.device)
         if self.model.N != settings.N:
             raise ValueError(f"The initial checkpoint observes N={self.model.N} but settings.N={settings.N}.")
+        if settings.engine == "fast":
+            reason = fast_step.supports(self.model)
+            if reason:
+                raise ValueError(f"{reason}; set engine='reference'.")
         self.sampler = sampler or self._sampler()
         self._freeze()
         params = [p for p in self.model.parameters() if p.requires_grad]
         opt = {"radam": torch.optim.RAdam, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[settings.optimizer]
         kwargs = {"weight_decay": settings.weight_decay} if settings.optimizer == "adamw" else {}
-        self.optimizer = opt(params, lr=settings.lr_start, **kwargs)
+        self.optimizer = opt(params, lr=settings.lr_start, foreach=True, **kwargs)
         gamma = (settings.lr_end / settings.lr_start) ** (1.0 / max(1, settings.epochs - 1))
         self.scheduler = torch.optim.lr_scheduler.ExponentialLR(self.optimizer, gamma=gamma)
         self.generator = torch.Generator(device=self.device).manual_seed(settings.seed)
@@ -105,7 +111,9 @@ class Trainer:
 
     def _sampler(self) -> WindowSampler:
         s = self.s
-        if s.trajectory_files:
+        if s.corpus_dir:
+            trajectories = published_corpus(s.corpus_dir, s.corpus_cache, s.n_points)
+        elif s.trajectory_files:
             trajectories = {Path(f).stem: load_trajectory_file(f) for f in s.trajectory_files}
         else:
             trajectories = dysts_trajectories(s.systems or published_systems(), s.n_points, s.regenerate)
@@ -154,26 +162,41 @@ class Trainer:
 
     def _comparable_settings(self) -> dict:
         values = json.loads(json.dumps(self.s.__dict__))
-        for key in ("epochs", "eval_every", "checkpoint_every", "threads", "device"):
+        for key in ("epochs", "eval_every", "checkpoint_every", "threads", "device", "corpus_cache"):
             values.pop(key, None)  # a resumed run may run longer or elsewhere
         return values
 
     # ------------------------------------------------------------------ training
     def train_step(self, index: int) -> tuple[float, float]:
-        """One optimizer step on batch ``index``; returns (loss, MSE)."""
+        """One optimizer step on batch ``index``; returns (loss, MSE), both NaN when the batch was skipped because
+        its loss or gradient was not finite."""
         context, target, teacher = (t.to(self.device) for t in self.sampler.batch(self.s.batch_size, index))
-        pred = teacher_forced_rollout(self.model, context, teacher, self.s.n_interleave, self.generator)
-        loss, mse = training_loss(self.model, pred, target, self.s.gating_noise_weight)
         self.optimizer.zero_grad(set_to_none=True)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(
-                f"The training loss became {loss.item()} at epoch {self.epoch + 1} (batch {index}); the run diverged "
-                "and nothing is saved from this step. Lower lr_start or grad_clip, or check the training data."
+        if self.s.engine == "fast":
+            eps = torch.randn(
+                target.shape[0] - 1, self.model.N, target.shape[1], generator=self.generator, device=self.device
             )
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.s.grad_clip)
+            loss_value, mse_value = fast_step.loss_and_gradients(
+                self.model, context, target, teacher, self.s.n_interleave, eps, self.s.gating_noise_weight,
+                self.s.threads or None,
+            )  # fmt: skip
+            loss, mse = torch.tensor(loss_value), torch.tensor(mse_value)
+        else:
+            pred = teacher_forced_rollout(self.model, context, teacher, self.s.n_interleave, self.generator)
+            loss, mse = training_loss(self.model, pred, target, self.s.gating_noise_weight)
+        if self.s.engine == "reference" and torch.isfinite(loss):
+            loss.backward()
+        norm = (
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.s.grad_clip) if torch.isfinite(loss) else loss
+        )
+        if not (torch.isfinite(loss) and torch.isfinite(norm)):
+            # A rollout that blows up between two teacher-forcing steps (the AL-RNN's ReLU units are unbounded)
+            # gives a non-finite loss or gradient; that batch is skipped and counted, and a run whose epochs
+            # are mostly such batches stops (see fit).
+            self.optimizer.zero_grad(set_to_none=True)
+            return float("nan"), float("nan")
         self.optimizer.step()
-        if not all(torch.isfinite(p).all() for p in self.model.parameters()):
+        if not torch.isfinite(torch.nn.utils.parameters_to_vector(self.model.parameters())).all():
             raise FloatingPointError(
                 f"The weights became non-finite at epoch {self.epoch + 1} (batch {index}); the run diverged. "
                 "Lower lr_start or grad_clip."
@@ -239,13 +262,21 @@ class Trainer:
                 losses.append(loss)
                 mses.append(mse)
             seconds = time.perf_counter() - start
+            skipped = int(np.isnan(losses).sum())
+            if skipped > self.s.batches_per_epoch // 2:
+                raise FloatingPointError(
+                    f"{skipped} of the {self.s.batches_per_epoch} batches of epoch {self.epoch + 1} had a non-finite "
+                    "loss or gradient; the run diverged and nothing is saved from this epoch. Lower lr_start or "
+                    "grad_clip, or check the training data."
+                )
             lr = self.scheduler.get_last_lr()[0]  # the rate used in this epoch
             self.scheduler.step()
             self.epoch += 1
             row = {
                 "epoch": self.epoch,
-                "loss": float(np.mean(losses)),
-                "mse": float(np.mean(mses)),
+                "loss": float(np.nanmean(losses)) if skipped < len(losses) else float("nan"),
+                "mse": float(np.nanmean(mses)) if skipped < len(mses) else float("nan"),
+                "skipped": skipped,
                 "lr": lr,
                 "seconds": seconds,
                 "sequences_per_s": self.s.batches_per_epoch * self.s.batch_size / seconds,
@@ -266,7 +297,7 @@ class Trainer:
 class _MetricsWriter:
     """``metrics.csv`` (appending when resumed) and TensorBoard scalars when tensorboard is installed."""
 
-    FIELDS = ("epoch", "loss", "mse", "lr", "seconds", "sequences_per_s", "D_stsp", "D_H", "MASE")
+    FIELDS = ("epoch", "loss", "mse", "lr", "seconds", "sequences_per_s", "skipped", "D_stsp", "D_H", "MASE")
 
     def __init__(self, out: Path) -> None:
         self.path = out / "metrics.csv"

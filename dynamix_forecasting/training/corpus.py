@@ -1,0 +1,142 @@
+"""The published training corpus: 30 dysts systems plus four of them in a second parameter regime.
+
+The paper trains on 34 trajectories of 100,000 points at 50 points per period: 30 chaotic 3-D flows of
+the dysts collection, four of them also in a second parameter regime. The second regimes are not
+published; :data:`SECOND_REGIMES` picks four from the literature, each checked here to be chaotic
+(largest Lyapunov exponent above zero, estimated with two nearby trajectories, Benettin's method).
+Their sampling step is set from the new regime's dominant period, so each has 50 points per period
+as the others do. Integrated trajectories are cached as ``.npy`` files.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+#: Second parameter regimes: system, parameters, source. Chaotic regimes documented in the literature.
+SECOND_REGIMES: dict[str, dict] = {
+    "Rossler": {
+        "params": {"a": 0.1, "b": 0.1, "c": 14.0},
+        "source": "the c = 14 attractor of the Rossler family a = b = 0.1 (Wikipedia, 'Rossler attractor')",
+    },
+    "ShimizuMorioka": {
+        "params": {"a": 0.75, "b": 0.45},
+        "source": "Shimizu & Morioka (1980), the original chaotic parameters lambda = 0.75, alpha = 0.45",
+    },
+    "Chen": {
+        "params": {"a": 40.0, "b": 3.0, "c": 28.0},
+        "source": "Chen & Ueta (1999) attractor family with a raised to 40",
+    },
+    "Rucklidge": {
+        "params": {"a": 2.0, "b": 6.7 * 1.1},
+        "source": "Rucklidge (1992) with the Rayleigh-number parameter b raised 10 %",
+    },
+}
+
+
+def _rhs(system):
+    def f(t, x):
+        return np.asarray(system.rhs(x, t), dtype=np.float64)
+
+    return f
+
+
+def dominant_period(trajectory: np.ndarray, dt: float) -> float:
+    """Time of the highest peak of the power spectrum of the first channel (mean removed)."""
+    x = trajectory[:, 0] - trajectory[:, 0].mean()
+    power = np.abs(np.fft.rfft(x)) ** 2
+    freqs = np.fft.rfftfreq(x.shape[0], dt)
+    k = 1 + int(np.argmax(power[1:]))
+    return float(1.0 / freqs[k])
+
+
+def largest_lyapunov(system, x0: np.ndarray, dt: float, steps: int = 4000, transient: int = 500) -> float:
+    """Largest Lyapunov exponent (per unit time): two trajectories 1e-8 apart, renormalised every ``dt``."""
+    from scipy.integrate import solve_ivp
+
+    f = _rhs(system)
+    x = np.asarray(x0, dtype=np.float64)
+    for _ in range(transient):
+        x = solve_ivp(f, (0, dt), x, method="DOP853", rtol=1e-10, atol=1e-10).y[:, -1]
+    direction = np.ones_like(x) / np.sqrt(x.size)
+    y = x + 1e-8 * direction
+    total = 0.0
+    for _ in range(steps):
+        x = solve_ivp(f, (0, dt), x, method="DOP853", rtol=1e-10, atol=1e-10).y[:, -1]
+        y = solve_ivp(f, (0, dt), y, method="DOP853", rtol=1e-10, atol=1e-10).y[:, -1]
+        gap = np.linalg.norm(y - x)
+        total += np.log(gap / 1e-8)
+        y = x + (y - x) * (1e-8 / gap)
+    return total / (steps * dt)
+
+
+def integrate_regime(name: str, params: dict, n_points: int) -> tuple[np.ndarray, dict]:
+    """A dysts system with other parameters at 50 points per period of *that* regime (DOP853, 1e-10).
+
+    Returns the trajectory and facts about it (period, sampling step, largest Lyapunov exponent).
+    """
+    import dysts.flows as flows
+
+    system = getattr(flows, name)(parameters=params)
+    probe = np.asarray(system.make_trajectory(20_000, pts_per_period=50, method="DOP853", rtol=1e-10, atol=1e-10))
+    dt_probe = float(system.period) / 50
+    period = dominant_period(probe[5_000:], dt_probe)
+    system.period = period
+    trajectory = np.asarray(
+        system.make_trajectory(n_points, pts_per_period=50, method="DOP853", rtol=1e-10, atol=1e-10), dtype=np.float64
+    )
+    lyapunov = largest_lyapunov(system, trajectory[-1], period / 50, steps=2000, transient=200)
+    return trajectory, {"params": params, "period": period, "dt": period / 50, "largest_lyapunov": lyapunov}
+
+
+def published_corpus(
+    stored: str | Path,
+    cache_dir: str | Path,
+    n_points: int = 100_000,
+    second_regimes: bool = True,
+    progress: bool = True,
+) -> dict[str, np.ndarray]:
+    """The 34 trajectories of the published recipe (30 when ``second_regimes`` is False).
+
+    Parameters
+    ----------
+    stored : str or Path
+        Folder of the 30 systems at the published scale (``<System>.npy`` and ``index.json``, e.g.
+        ``../shared/data/dysts-train-100k``).
+    cache_dir : str or Path
+        Where the second-regime trajectories are written once (and read from afterwards), with
+        ``regimes.json`` recording their parameters, period and largest Lyapunov exponent.
+    n_points : int, default 100_000
+        Points per trajectory.
+    """
+    stored, cache = Path(stored), Path(cache_dir)
+    if not (stored / "index.json").exists():
+        raise FileNotFoundError(
+            f"{stored} has no index.json; point it at the published-scale trajectories (e.g. "
+            "../shared/data/dysts-train-100k)."
+        )
+    index = json.loads((stored / "index.json").read_text())
+    # the published-scale folder holds the training systems only; a full dysts folder marks them in its index
+    names = [n for n, info in index.items() if "error" not in info and info.get("in_dynamix_training_set", True)]
+    out = {name: np.load(stored / f"{name}.npy")[:n_points].astype(np.float64) for name in names}
+    if not second_regimes:
+        return out
+    cache.mkdir(parents=True, exist_ok=True)
+    facts_path = cache / "regimes.json"
+    facts = json.loads(facts_path.read_text()) if facts_path.exists() else {}
+    for name, spec in tqdm(SECOND_REGIMES.items(), desc="second regimes", disable=not progress):
+        path = cache / f"{name}_regime2.npy"
+        if path.exists() and facts.get(name, {}).get("params") == spec["params"] and np.load(path).shape[0] >= n_points:
+            out[f"{name}_regime2"] = np.load(path)[:n_points]
+            continue
+        trajectory, info = integrate_regime(name, spec["params"], n_points)
+        if not np.isfinite(trajectory).all() or info["largest_lyapunov"] <= 0:
+            raise RuntimeError(f"The second regime of {name} ({spec['params']}) is not a chaotic trajectory: {info}.")
+        np.save(path, trajectory)
+        facts[name] = {**info, "source": spec["source"]}
+        facts_path.write_text(json.dumps(facts, indent=2) + "\n")
+        out[f"{name}_regime2"] = trajectory
+    return out
