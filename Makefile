@@ -5,19 +5,26 @@ VENV := .venv
 BIN := $(VENV)/bin
 # The released weights ship inside the package; $DYNAMIX_MODEL_DIR (optional) points at other checkpoints.
 
-.PHONY: demo test test-fast docs lint format clean
+.PHONY: demo test test-fast docs lint format clean browser
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e ".[test,sktime,darts,bench,docs,spark,dask,ray]"
+	$(BIN)/pip install --quiet -e ".[test,sktime,darts,bench,docs,spark,dask,ray,app]"
 	touch $@
 
 demo: $(BIN)/.installed
 	$(BIN)/dynamix demo --output-dir demo-output
 
-test: $(BIN)/.installed
+# The app's browser test drives the distribution's Chromium (no browser download at test time): installed
+# here when missing and apt-get can (as root); otherwise that one test skips and says why.
+browser:
+	@if ! command -v chromedriver >/dev/null 2>&1; then \
+	  (apt-get update -qq && apt-get install -y -qq chromium chromium-driver) >/dev/null 2>&1 \
+	  || echo "note: could not install chromium/chromium-driver; the app's browser test will skip"; fi
+
+test: $(BIN)/.installed browser
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy

@@ -1,4 +1,5 @@
-"""Command line: ``dynamix forecast`` for CSV files and ``dynamix demo`` for a self-made Lorenz-63 example."""
+"""Command line: ``dynamix forecast`` for CSV files, ``dynamix explain`` for the expert composition of a forecast,
+``dynamix demo`` for a self-made Lorenz-63 example and ``dynamix train``."""
 
 from __future__ import annotations
 
@@ -189,6 +190,70 @@ def _save_plot(context: np.ndarray, samples: np.ndarray, truth: np.ndarray | Non
         print(f"wrote {path}")
 
 
+def _cmd_explain(args: argparse.Namespace) -> int:
+    from .composition import effective_experts, expert_usage
+    from .pipeline import DynaMixPipeline
+
+    for target in (args.output, args.plot):
+        _check_writable(target)
+    frame, index = _read_csv(Path(args.input), args.time_column)
+    pipeline = DynaMixPipeline.from_pretrained(args.model)
+    forecast, weights = pipeline.expert_weights(
+        frame.to_numpy(dtype=np.float64),
+        args.horizon,
+        preprocessing_method=args.preprocessing,
+        seed=args.seed,
+        noise=not args.no_noise,
+        divergence_guard=args.divergence_guard,
+        progress=args.horizon >= PROGRESS_FROM,
+        return_forecast=True,
+    )
+    forecast = np.asarray(forecast).reshape(args.horizon, -1)
+    future = _future_index(index, args.horizon, len(frame))
+    result = pd.DataFrame(weights, index=future, columns=[f"expert_{j}" for j in range(weights.shape[1])])
+    for k, col in enumerate(frame.columns):
+        result.insert(k, col, forecast[:, k])
+    result.index.name = index.name if index is not None and index.name else "time"
+    usage = expert_usage(weights)
+    summary = ", ".join(f"{j}: {u:.2f}" for j, u in sorted(enumerate(usage), key=lambda x: -x[1])[:3])
+    print(
+        f"expert usage (top 3): {summary}; effective number of experts {effective_experts(usage):.2f} of "
+        f"{usage.shape[0]}",
+        file=sys.stderr,
+    )
+    if args.output:
+        result.to_csv(args.output)
+        print(f"wrote {args.output} (forecast and {weights.shape[1]} expert weights per step)")
+    else:
+        result.to_csv(sys.stdout)
+    if args.plot:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        from .plots import plot_expert_composition
+
+        tail = frame.to_numpy()[-min(len(frame), 2 * args.horizon) :]
+        fig = plot_expert_composition(forecast, weights, context=tail, title=f"Expert composition: {args.input}")
+        fig.savefig(args.plot, dpi=120)
+        plt.close(fig)
+        print(f"wrote {args.plot}")
+    return 0
+
+
+def _cmd_app(args: argparse.Namespace) -> int:
+    from .app import launch
+    from .checkpoint import load_model
+
+    if not 0 < args.port < 65536:
+        raise ValueError(f"--port must be from 1 to 65535, got {args.port}.")
+    load_model(args.model)  # a wrong model name fails here, before the server starts
+    print(f"DynaMix app on http://{args.host}:{args.port}/ (Ctrl-C stops it)")
+    launch(args.host, args.port, args.model)
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .examples import lorenz63
     from .metrics import geometrical_misalignment, mase, temporal_misalignment
@@ -255,6 +320,27 @@ def build_parser() -> argparse.ArgumentParser:
     fc.add_argument("--no-noise", action="store_true", help="deterministic forecast (gating noise off)")
     fc.add_argument("--divergence-guard", type=float, default=None, help="bound the latent state at this multiple")
     fc.set_defaults(func=_cmd_forecast)
+
+    ex = sub.add_parser("explain", help="forecast a CSV file and show which experts compose the forecast")
+    ex.add_argument("input", help="CSV file; numeric columns are channels, an optional leading/--time-column is time")
+    ex.add_argument("--horizon", type=int, required=True, help="number of steps to forecast")
+    ex.add_argument("--model", default=DEFAULT_MODEL, help="model name or path (default: %(default)s)")
+    ex.add_argument("--seed", type=int, default=0, help="seed of the gating noise (default: %(default)s)")
+    ex.add_argument("--output", help="CSV of the forecast and the expert weights per step (default: stdout)")
+    ex.add_argument("--plot", help="PNG of the forecast with its stacked expert weights underneath")
+    ex.add_argument("--time-column", help="name of the time column")
+    ex.add_argument("--preprocessing", default="pos_embedding", choices=EMBEDDINGS, help="embedding for < N channels")
+    ex.add_argument("--no-noise", action="store_true", help="deterministic forecast (gating noise off)")
+    ex.add_argument("--divergence-guard", type=float, default=None, help="bound the latent state at this multiple")
+    ex.set_defaults(func=_cmd_explain)
+
+    app = sub.add_parser("app", help="a local web app: upload a CSV, see and download the forecast (needs gradio)")
+    app.add_argument(
+        "--host", default="127.0.0.1", help="address to serve on (default: %(default)s, this machine only)"
+    )
+    app.add_argument("--port", type=int, default=7860, help="port (default: %(default)s)")
+    app.add_argument("--model", default=DEFAULT_MODEL, help="model name or path (default: %(default)s)")
+    app.set_defaults(func=_cmd_app)
 
     demo = sub.add_parser("demo", help="integrate Lorenz-63 with scipy, forecast it, write CSV and PNG files")
     demo.add_argument("--output-dir", default="demo-output", help="folder for the files (default: %(default)s)")

@@ -254,12 +254,24 @@ class DynaMix(nn.Module):
         torch.Tensor
             Next latent state ``(M, B)``.
         """
+        return self.step_with_weights(z, context, encoded, gating_eps, expert_eps, mask)[0]
+
+    def step_with_weights(
+        self,
+        z: torch.Tensor,
+        context: torch.Tensor,
+        encoded: torch.Tensor | None = None,
+        gating_eps: torch.Tensor | None = None,
+        expert_eps: torch.Tensor | None = None,
+        mask: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`step` and the gating network's expert weights ``(Experts, B)`` of that step."""
         weights = self.gating_network(context, z, encoded=encoded, eps=gating_eps, mask=mask)
         weighted = [
             expert(z, None if expert_eps is None else expert_eps[j]) * weights[j, :].unsqueeze(0)
             for j, expert in enumerate(self.experts)
         ]
-        return torch.sum(torch.stack(weighted, dim=0), dim=0)
+        return torch.sum(torch.stack(weighted, dim=0), dim=0), weights
 
     def forward(self, z: torch.Tensor, context: torch.Tensor, **kwargs: torch.Tensor | None) -> torch.Tensor:
         """Alias of :meth:`step`."""

@@ -100,7 +100,7 @@ def _attend(frames, encoded, y, t0, inv_t1, logits, powers, emb):
 
 def _kernel(
     z, frames, encoded, ctx_index, first_frame, eps, use_noise, d, sigma, inv_t1, w1e, w1z, b1, w2, b2, inv_t2,
-    a, h, w, relu_from, bound, out,
+    a, h, w, relu_from, bound, out, gates, record,
 ):  # fmt: skip
     batch, m_dim = z.shape
     _, steps, n_obs = out.shape
@@ -154,6 +154,9 @@ def _kernel(
                 total += gate[j]
             for j in range(n_exp):
                 gate[j] /= total
+            if record:
+                for j in range(n_exp):
+                    gates[b, s, j] = gate[j]
             # The experts z' = A z + W phi(z) + h, mixed by the gate.
             for k in range(m_dim):
                 phi[k] = zb[k] if k < relu_from or zb[k] > zero else zero
@@ -274,11 +277,17 @@ class NumbaStep:
         batch = self.z.shape[0]
         self.bound = np.full(batch, np.inf, np.float32) if bound is None else as32(bound)
         self.n_obs = n_obs
+        self.n_experts = int(w.a.shape[0])
         self._dummy_eps = np.zeros((1, 1, contexts.shape[2]), dtype=np.float32)
 
-    def advance(self, eps: torch.Tensor | None, expert_eps: torch.Tensor | None, steps: int) -> torch.Tensor:
-        """Advance the rows ``steps`` steps (noise ``(steps, B, N)`` or None); observations ``(B, steps, n_obs)``."""
+    def advance(
+        self, eps: torch.Tensor | None, expert_eps: torch.Tensor | None, steps: int, gates: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Advance the rows ``steps`` steps (noise ``(steps, B, N)`` or None); observations ``(B, steps, n_obs)``;
+        the expert weights of each step into ``gates`` ``(B, steps, J)`` when given."""
         out = np.empty((self.z.shape[0], steps, self.n_obs), dtype=np.float32)
+        record = gates is not None
+        weights = np.empty((self.z.shape[0], steps if record else 0, self.n_experts), dtype=np.float32)
         use_noise = eps is not None
         noise = self._dummy_eps if eps is None else np.ascontiguousarray(eps.cpu().numpy(), dtype=np.float32)
         threads = max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))  # type: ignore[attr-defined]
@@ -297,5 +306,9 @@ class NumbaStep:
                 *self.params,
                 self.bound,
                 out,
+                weights,
+                record,
             )
+        if gates is not None:
+            gates.copy_(torch.from_numpy(weights))
         return torch.from_numpy(out)

@@ -341,7 +341,7 @@ class DynaMixPipeline:
                 backend=backend,
             )
             return _shaped(_rows_to_hsf(result.point, batch), batch)
-        paths, batch = self._paths(
+        paths, batch, _ = self._paths(
             context,
             horizon,
             preprocessing_method=preprocessing_method,
@@ -427,7 +427,7 @@ class DynaMixPipeline:
             return _shaped(quantiles, batch), _shaped(_rows_to_hsf(result.point, batch), batch)
         if interval_scale is not None:
             raise ValueError("interval_scale applies to mode='time_series' only; drop it or set that mode.")
-        paths, batch = self._paths(
+        paths, batch, _ = self._paths(
             context,
             horizon,
             **{**_DYNAMICS_DEFAULTS, **options},
@@ -589,6 +589,88 @@ class DynaMixPipeline:
         )
         return result, batch
 
+    def expert_weights(
+        self,
+        context: Any,
+        horizon: int,
+        *,
+        preprocessing_method: str = "pos_embedding",
+        season_length: Any = None,
+        context_length: int | None = None,
+        standardize: bool = True,
+        fit_nonstationary: bool = False,
+        initial_x: Any = None,
+        num_samples: int = 1,
+        seed: int | None = None,
+        noise: bool = True,
+        divergence_guard: float | None = None,
+        batch_size: int | None = None,
+        progress: bool = False,
+        backend: str = "auto",
+        return_forecast: bool = False,
+    ) -> np.ndarray | tuple[np.ndarray | torch.Tensor, np.ndarray]:
+        """The gating network's expert weights at every step of a forecast: how the experts compose it.
+
+        The weights come from the same rollout as the forecast (same options, same seed: the forecast of
+        :meth:`forecast` with these options), on every backend.
+
+        Parameters
+        ----------
+        context, horizon
+            As in :meth:`forecast`.
+        preprocessing_method, season_length, context_length, standardize, fit_nonstationary, initial_x
+            As in :meth:`forecast` (dynamics mode; the time-series mode mixes many forecasts).
+        num_samples, seed, noise, divergence_guard, batch_size, progress, backend
+            As in :meth:`forecast`; with ``num_samples > 1`` each sample path has its own weights.
+        return_forecast : bool, default False
+            Also return the forecast of the same rollout (as :meth:`forecast` returns it, every path when
+            ``num_samples > 1``).
+
+        Returns
+        -------
+        numpy.ndarray or tuple
+            Weights ``(horizon, experts)`` for one series, ``(horizon, series, experts)`` for a batch, with
+            a leading samples axis when ``num_samples > 1``; each step's weights sum to one. With
+            ``return_forecast``, ``(forecast, weights)``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from dynamix_forecasting import DynaMixPipeline
+        >>> pipe = DynaMixPipeline.from_pretrained()
+        >>> t = np.arange(600) * 0.05
+        >>> w = pipe.expert_weights(np.stack([np.sin(t), np.cos(t), np.sin(2 * t)], 1), 50, noise=False)
+        >>> w.shape, bool(np.allclose(w.sum(-1), 1.0))
+        ((50, 10), True)
+        """
+        check_bool("return_forecast", return_forecast)
+        paths, batch, weights = self._paths(
+            context,
+            horizon,
+            preprocessing_method=preprocessing_method,
+            season_length=season_length,
+            context_length=context_length,
+            standardize=standardize,
+            fit_nonstationary=fit_nonstationary,
+            initial_x=initial_x,
+            num_samples=num_samples,
+            seed=seed,
+            noise=noise,
+            divergence_guard=divergence_guard,
+            batch_size=batch_size,
+            progress=progress,
+            backend=backend,
+            stacklevel=3,
+            record_weights=True,
+        )
+        assert weights is not None  # recorded above
+        out = weights if num_samples > 1 else weights[0]
+        if batch.layout in ("1d", "2d"):
+            out = out[..., 0, :]
+        if not return_forecast:
+            return out
+        return _shaped(paths if num_samples > 1 else paths[0], batch), out
+
     def sample_paths(
         self,
         context: Any,
@@ -638,7 +720,7 @@ class DynaMixPipeline:
             )
             draws = result.sample(positive_int("num_samples", num_samples), check_seed(seed))
             return _rows_to_hsf(draws, batch)
-        paths, _ = self._paths(
+        paths, _, _ = self._paths(
             context,
             horizon,
             preprocessing_method=preprocessing_method,
@@ -677,8 +759,10 @@ class DynaMixPipeline:
         progress: bool,
         backend: str,
         stacklevel: int,
-    ) -> tuple[np.ndarray, SeriesBatch]:
-        """Validate, preprocess, roll out and invert: ``(K, H, S, F)`` paths and the parsed input."""
+        record_weights: bool = False,
+    ) -> tuple[np.ndarray, SeriesBatch, np.ndarray | None]:
+        """Validate, preprocess, roll out and invert: ``(K, H, S, F)`` paths, the parsed input and, with
+        ``record_weights``, the expert weights ``(K, H, S, J)`` of the same rollout."""
         horizon = positive_int("horizon", horizon)
         if preprocessing_method not in EMBEDDINGS:
             raise ValueError(f"Unknown preprocessing_method {preprocessing_method!r}; choose one of {EMBEDDINGS}.")
@@ -717,6 +801,12 @@ class DynaMixPipeline:
                     "Pass a longer context."
                 )
         split = n_data > n_model
+        if split and record_weights:
+            raise ValueError(
+                f"The context has {n_data} channels but the model observes {n_model}, so each channel would be "
+                "its own forecast with its own expert weights; pass the channels one at a time (or at most "
+                f"{n_model} of them) to get expert weights."
+            )
         if split:
             warnings.warn(
                 f"The context has {n_data} channels but the model was trained for {self.model.N}; "
@@ -748,7 +838,7 @@ class DynaMixPipeline:
             _embed_row(data, inverse, x, n_model, preprocessing_method, rng, tau)
             for (data, inverse), x, tau in zip(staged, init_rows, taus, strict=True)
         ]
-        obs = self._roll(
+        obs, gates = self._roll(
             [e for e, _ in embedded],
             np.stack([x0 for _, x0 in embedded]),
             batch.layout == "list",
@@ -762,8 +852,13 @@ class DynaMixPipeline:
             step_kind,
             max(inverse.n_data for _, inverse in staged),
             stacklevel + 1,
+            record_weights,
         )
-        return self._invert([inverse for _, inverse in staged], obs, batch, split, num_samples, stacklevel + 1), batch
+        paths = self._invert([inverse for _, inverse in staged], obs, batch, split, num_samples, stacklevel + 1)
+        weights = None
+        if gates is not None:  # rows are sample-major: (K * S, H, J) -> (K, H, S, J)
+            weights = gates.reshape(num_samples, len(rows), horizon, -1).transpose(0, 2, 1, 3).astype(np.float64)
+        return paths, batch, weights
 
     def _roll(
         self,
@@ -780,8 +875,10 @@ class DynaMixPipeline:
         step_kind: str,
         n_obs: int,
         stacklevel: int,
-    ) -> np.ndarray:
-        """The rollout of every (sample, series) row: float32 ``(K * R, H, n_obs)``, rows sample-major."""
+        record_weights: bool = False,
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """The rollout of every (sample, series) row: float32 ``(K * R, H, n_obs)``, rows sample-major, and
+        with ``record_weights`` the expert weights ``(K * R, H, J)``."""
         lengths = np.array([e.shape[0] for e in embedded])
         n_rows, n_model = len(embedded), self.model.N
         if keep_lengths:
@@ -813,6 +910,7 @@ class DynaMixPipeline:
         limit = DIVERGENCE_FACTOR if guard is None else min(DIVERGENCE_FACTOR, guard)
         chunk = batch_size or max(1, (1 << 26) // max(1, t_len * n_model))
         obs = np.empty((rows, horizon, n_obs), dtype=np.float32)
+        gates = np.empty((rows, horizon, len(self.model.experts)), dtype=np.float32) if record_weights else None
         steps = np.zeros(rows, dtype=np.int64)
         bar = tqdm(total=horizon * rows, disable=not progress, unit="step", unit_scale=True, desc="DynaMix rollout")
         with torch.no_grad():
@@ -835,8 +933,11 @@ class DynaMixPipeline:
                     bound=None if guard is None else guard * scale_all[lo:hi],
                     threshold=limit * scale_all[lo:hi],
                     on_block=_progress(bar, hi - lo),
+                    record_weights=record_weights,
                 )
                 obs[lo:hi] = result.observations.cpu().numpy()
+                if gates is not None and result.expert_weights is not None:
+                    gates[lo:hi] = result.expert_weights.cpu().numpy()
                 steps[lo:hi] = result.diverged_at.cpu().numpy()
         bar.close()
         if steps.any():
@@ -854,7 +955,7 @@ class DynaMixPipeline:
                 fix,
                 stacklevel,
             )
-        return obs
+        return obs, gates
 
     @staticmethod
     def _invert(

@@ -161,3 +161,90 @@ def plot_power_spectrum(truth: Any, forecast: Any, *, smoothing: float = 20.0, t
         fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def plot_expert_composition(
+    forecast: Any,
+    weights: Any,
+    *,
+    context: Any = None,
+    channel: int = 0,
+    title: str | None = None,
+) -> Figure:
+    """A forecast with its expert composition underneath: the stacked gating weights at every step.
+
+    Parameters
+    ----------
+    forecast : array-like
+        ``(H,)`` or ``(H, F)`` forecast of one series (:meth:`DynaMixPipeline.expert_weights` with
+        ``return_forecast=True`` returns it with the weights).
+    weights : array-like
+        ``(H, experts)`` expert weights of the same rollout.
+    context : array-like, optional
+        The context, drawn before the forecast.
+    channel : int, default 0
+        Channel of the forecast to draw.
+    title : str, optional
+        Figure title.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    f = _as_2d(forecast, "forecast")
+    w = np.asarray(weights, dtype=np.float64)
+    if w.ndim != 2 or w.shape[0] != f.shape[0]:
+        raise ValueError(
+            f"weights must be (horizon, experts) with the forecast's {f.shape[0]} steps, got shape {w.shape}; pass "
+            "one series' weights."
+        )
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 5), sharex=True, gridspec_kw={"height_ratios": [3, 2]})
+    steps = np.arange(1, f.shape[0] + 1)
+    if context is not None:
+        c = _as_2d(context, "context")[:, channel]
+        top.plot(np.arange(-c.shape[0] + 1, 1), c, color=COLORS["context"], lw=0.8, label="context")
+    top.plot(steps, f[:, channel], color=COLORS["forecast"], lw=0.9, label="forecast")
+    top.set_ylabel(f"x{channel}")
+    top.legend(loc="upper left", fontsize=8)
+    colors = plt.get_cmap("tab10" if w.shape[1] <= 10 else "tab20")(np.arange(w.shape[1]) % 20)
+    bottom.stackplot(steps, w.T, colors=colors, labels=[f"expert {j}" for j in range(w.shape[1])], lw=0)
+    bottom.set_ylim(0, 1)
+    bottom.set_xlabel("forecast step")
+    bottom.set_ylabel("expert weight")
+    bottom.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=7)
+    if context is not None:
+        bottom.set_xlim(top.get_xlim())
+    fig.suptitle(title or "Expert composition of the forecast")
+    fig.tight_layout()
+    return fig
+
+
+def plot_usage_heatmap(usages: Any, names: Sequence[str], *, title: str | None = None) -> Figure:
+    """Heat map of the time-averaged expert usage of many systems (rows) over the experts (columns)."""
+    u = np.asarray(usages, dtype=np.float64)
+    if u.ndim != 2 or u.shape[0] != len(names):
+        raise ValueError(f"usages must be (systems, experts) with one row per name, got {u.shape} for {len(names)}.")
+    fig, ax = plt.subplots(figsize=(1.5 + 0.45 * u.shape[1], 1.0 + 0.22 * u.shape[0]))
+    im = ax.imshow(u, aspect="auto", cmap="viridis", vmin=0)
+    ax.set_yticks(range(len(names)), list(names), fontsize=7)
+    ax.set_xticks(range(u.shape[1]), [str(j) for j in range(u.shape[1])])
+    ax.set_xlabel("expert")
+    fig.colorbar(im, ax=ax, label="mean weight over the forecast")
+    ax.set_title(title or "Expert usage per system")
+    fig.tight_layout()
+    return fig
+
+
+def plot_usage_dendrogram(usages: Any, names: Sequence[str], *, title: str | None = None) -> Figure:
+    """Dendrogram of systems by the Jensen-Shannon distance of their expert usage (average linkage)."""
+    from scipy.cluster.hierarchy import dendrogram
+
+    from .composition import cluster_systems
+
+    _, tree = cluster_systems(np.asarray(usages), names)
+    fig, ax = plt.subplots(figsize=(5, 1.0 + 0.22 * len(names)))
+    dendrogram(tree, labels=list(names), orientation="left", ax=ax, leaf_font_size=7)
+    ax.set_xlabel("Jensen-Shannon distance of expert usage")
+    ax.set_title(title or "Systems by expert usage")
+    fig.tight_layout()
+    return fig

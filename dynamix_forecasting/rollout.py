@@ -46,10 +46,13 @@ class RolloutResult:
     diverged_at : torch.Tensor
         ``(B,)`` int64: first step (1-based) at which the state was non-finite or beyond the
         divergence threshold, 0 where it never was.
+    expert_weights : torch.Tensor or None
+        ``(B, H, Experts)``: the gating network's weights at each step, when recorded.
     """
 
     observations: torch.Tensor
     diverged_at: torch.Tensor
+    expert_weights: torch.Tensor | None = None
 
 
 class NoiseStreams:
@@ -156,9 +159,12 @@ class PackedWeights:
 class Step(Protocol):
     """One backend: advances its rows' latent states by a block of steps."""
 
-    def advance(self, eps: torch.Tensor | None, expert_eps: torch.Tensor | None, steps: int) -> torch.Tensor:
+    def advance(
+        self, eps: torch.Tensor | None, expert_eps: torch.Tensor | None, steps: int, gates: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Advance ``steps`` steps with gating noise ``eps`` ``(steps, B, N)`` (None: noise off) and expert noise
-        ``expert_eps`` ``(steps, B, J, M)`` (probabilistic experts only); returns ``(B, steps, n_obs)``."""
+        ``expert_eps`` ``(steps, B, J, M)`` (probabilistic experts only); returns ``(B, steps, n_obs)``. When
+        ``gates`` ``(B, steps, J)`` is given, each step's expert weights are written into it."""
         ...
 
 
@@ -183,10 +189,10 @@ class ReferenceStep:
         self.z = z0.t()
         self.limit = None if bound is None else bound[None, :]
 
-    def advance(self, eps, expert_eps, steps):
+    def advance(self, eps, expert_eps, steps, gates=None):
         out = torch.empty(self.z.shape[1], steps, self.n_obs, dtype=self.z.dtype, device=self.z.device)
         for t in range(steps):
-            self.z = self.model.step(
+            self.z, weights = self.model.step_with_weights(
                 self.z,
                 self.context,
                 encoded=self.encoded,
@@ -194,6 +200,8 @@ class ReferenceStep:
                 expert_eps=None if expert_eps is None else expert_eps[t].permute(1, 2, 0),
                 mask=self.mask,
             )
+            if gates is not None:
+                gates[:, t] = weights.t()
             if self.limit is not None:
                 self.z = torch.maximum(torch.minimum(self.z, self.limit), -self.limit)
             out[:, t] = self.z[: self.n_obs].t()
@@ -221,7 +229,7 @@ class FusedTorchStep:
         self.z = z0.contiguous()
         self.limit = None if bound is None else bound[:, None]
 
-    def _step(self, z: torch.Tensor, eps: torch.Tensor | None) -> torch.Tensor:
+    def _step(self, z: torch.Tensor, eps: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         w = self.w
         y = z @ self.d_t
         if eps is not None:
@@ -235,12 +243,14 @@ class FusedTorchStep:
         weights = torch.softmax((hidden @ self.w2_t + w.b2) * -w.inv_t2, dim=-1)
         phi = torch.cat([z[:, : w.relu_from], F.relu(z[:, w.relu_from :])], dim=1)
         mixed = torch.bmm(weights.unsqueeze(1), (phi @ w.w_all).view(-1, self.n_experts, self.m)).squeeze(1)
-        return (weights @ w.a) * z + weights @ w.h + mixed
+        return (weights @ w.a) * z + weights @ w.h + mixed, weights
 
-    def advance(self, eps, expert_eps, steps):
+    def advance(self, eps, expert_eps, steps, gates=None):
         out = torch.empty(self.z.shape[0], steps, self.n_obs, dtype=self.z.dtype, device=self.z.device)
         for t in range(steps):
-            self.z = self._step(self.z, None if eps is None else eps[t])
+            self.z, weights = self._step(self.z, None if eps is None else eps[t])
+            if gates is not None:
+                gates[:, t] = weights
             if self.limit is not None:
                 self.z = torch.maximum(torch.minimum(self.z, self.limit), -self.limit)
             out[:, t] = self.z[:, : self.n_obs]
@@ -305,6 +315,7 @@ def rollout(
     threshold: torch.Tensor | None = None,
     backend: str = "auto",
     on_block: Callable[[int], None] | None = None,
+    record_weights: bool = False,
 ) -> RolloutResult:
     """Roll the latent dynamics ``horizon`` steps from ``z0``.
 
@@ -337,6 +348,8 @@ def rollout(
         ``"auto"``, ``"numba"``, ``"torch"`` or ``"reference"`` (see :func:`choose_backend`).
     on_block : callable, optional
         Called with the number of steps done after each block (for progress bars).
+    record_weights : bool, default False
+        Record the gating network's expert weights of every step (``RolloutResult.expert_weights``).
 
     Returns
     -------
@@ -355,6 +368,7 @@ def rollout(
     probabilistic = model.config.probabilistic_expert
     out = torch.empty(batch, horizon, n_obs, device=device, dtype=dtype)
     diverged = torch.zeros(batch, dtype=torch.int64, device=device)
+    gates = torch.empty(batch, horizon, len(model.experts), device=device, dtype=dtype) if record_weights else None
     streams = NoiseStreams.fresh(batch) if streams is None else streams
     if streams.rows.numel() != batch:
         raise ValueError(f"streams map {streams.rows.numel()} rows but the batch has {batch}.")
@@ -367,7 +381,7 @@ def rollout(
             eps = _draw(generators, streams.rows, (n_model,), device, dtype)[: stop - start]
             if probabilistic:
                 expert_eps = _draw(generators, streams.rows, (len(model.experts), model.M), device, dtype)
-        block = step.advance(eps, expert_eps, stop - start)
+        block = step.advance(eps, expert_eps, stop - start, None if gates is None else gates[:, start:stop])
         out[:, start:stop] = block
         bad = ~torch.isfinite(block).all(-1)  # (B, steps)
         if threshold is not None:
@@ -376,4 +390,4 @@ def rollout(
         diverged = torch.where(diverged == 0, first_bad, diverged)
         if on_block is not None:
             on_block(stop - start)
-    return RolloutResult(out, diverged)
+    return RolloutResult(out, diverged, gates)
