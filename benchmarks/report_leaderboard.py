@@ -22,7 +22,7 @@ PARAMETERS = {
     "timesfm": 200e6, "timesfm-2.0": 500e6,
 }  # fmt: skip
 #: Models that fit a few coefficients per series and are trained on nothing else.
-LOCAL = ("seasonal_naive", "naive2", "parroting", "auto_ets", "auto_theta", "auto_arima", "constant_mean")
+LOCAL = ("seasonal_naive", "naive2", "parroting", "parroting_best", "auto_ets", "auto_theta", "auto_arima", "constant_mean")
 
 
 def model_parameters(model: str) -> float:
@@ -170,7 +170,8 @@ def dsr_intervals(frame: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> pd.
     rng = np.random.default_rng(seed)
     rows = []
     for (context, metric), g in f.groupby(["context", "metric"]):
-        wide = g.pivot_table(index="system", columns="model", values="value", aggfunc="first")
+        # dropna=False: a system whose score is NaN (a failed forecast) stays, and counts as the worst score
+        wide = g.pivot_table(index="system", columns="model", values="value", aggfunc="first", dropna=False)
         wide = wide.replace([np.inf, -np.inf], np.nan)
         draws = rng.integers(0, len(wide), size=(n_boot, len(wide)))
         for model in wide.columns:

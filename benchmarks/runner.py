@@ -33,6 +33,7 @@ TS_MODELS = [
     "dynamix_ts",
     "naive2",
     "parroting",
+    "parroting_best",
     "auto_ets",
     "auto_theta",
     "auto_arima",
