@@ -22,7 +22,16 @@ PARAMETERS = {
     "timesfm": 200e6, "timesfm-2.0": 500e6,
 }  # fmt: skip
 #: Models that fit a few coefficients per series and are trained on nothing else.
-LOCAL = ("seasonal_naive", "naive2", "parroting", "parroting_best", "auto_ets", "auto_theta", "auto_arima", "constant_mean")
+LOCAL = (
+    "seasonal_naive",
+    "naive2",
+    "parroting",
+    "parroting_best",
+    "auto_ets",
+    "auto_theta",
+    "auto_arima",
+    "constant_mean",
+)
 
 
 def model_parameters(model: str) -> float:
