@@ -67,7 +67,9 @@ class TrainingSettings:
     device: str = _setting("cpu", "'cpu' or 'cuda'")
     threads: int = _setting(0, "CPU threads of the training step (0: all cores)")
     engine: str = _setting(
-        "fast", "'fast': compiled forward and backward pass (CPU); 'reference': autograd on DynaMix.step (any device)"
+        "auto",
+        "'fast': compiled forward and backward pass (CPU, almost-linear RNN experts); 'reference': autograd on "
+        "DynaMix.step (any device, any experts); 'auto': fast where it applies, else reference",
     )
     corpus_dir: str | None = _setting(
         None,
@@ -111,9 +113,9 @@ class TrainingSettings:
                 f"context_length ({self.context_length}) must be at least 3 and longer than the overlap ({self.overlap}) "
                 "of the training sequence with the context; raise context_length or lower overlap."
             )
-        if self.engine not in ("fast", "reference"):
-            raise ValueError(f"engine must be 'fast' or 'reference', got {self.engine!r}.")
-        if self.engine == "fast" and self.device != "cpu":
+        if self.engine not in ("auto", "fast", "reference"):
+            raise ValueError(f"engine must be 'auto', 'fast' or 'reference', got {self.engine!r}.")
+        if self.engine == "fast" and self.device.split(":")[0] != "cpu":
             raise ValueError(
                 f"engine='fast' runs on the CPU; for device={self.device!r} set engine='reference' (autograd on the "
                 "device)."

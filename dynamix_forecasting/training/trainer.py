@@ -74,17 +74,22 @@ class Trainer:
 
     def __init__(self, settings: TrainingSettings, sampler: WindowSampler | None = None) -> None:
         self.s = settings
-        if settings.threads and settings.engine == "reference":
+        if settings.threads and settings.engine != "fast":
             torch.set_num_threads(settings.threads)
         self.device = torch.device(settings.device)
         self.out = Path(settings.output_dir)
         self.model = self._initial_model().to(self.device)
         if self.model.N != settings.N:
             raise ValueError(f"The initial checkpoint observes N={self.model.N} but settings.N={settings.N}.")
-        if settings.engine == "fast":
-            reason = fast_step.supports(self.model)
-            if reason:
-                raise ValueError(f"{reason}; set engine='reference'.")
+        reason = fast_step.supports(self.model)
+        if settings.engine == "fast" and reason:
+            raise ValueError(f"{reason}; set engine='reference' or 'auto'.")
+        # The engine this run uses: 'auto' takes the compiled step wherever it applies.
+        self.engine = (
+            "fast"
+            if settings.engine == "fast" or (settings.engine == "auto" and self.device.type == "cpu" and reason is None)
+            else "reference"
+        )
         self.sampler = sampler or self._sampler()
         self._freeze()
         params = [p for p in self.model.parameters() if p.requires_grad]
@@ -172,7 +177,7 @@ class Trainer:
         its loss or gradient was not finite."""
         context, target, teacher = (t.to(self.device) for t in self.sampler.batch(self.s.batch_size, index))
         self.optimizer.zero_grad(set_to_none=True)
-        if self.s.engine == "fast":
+        if self.engine == "fast":
             eps = torch.randn(
                 target.shape[0] - 1, self.model.N, target.shape[1], generator=self.generator, device=self.device
             )
@@ -184,7 +189,7 @@ class Trainer:
         else:
             pred = teacher_forced_rollout(self.model, context, teacher, self.s.n_interleave, self.generator)
             loss, mse = training_loss(self.model, pred, target, self.s.gating_noise_weight)
-        if self.s.engine == "reference" and torch.isfinite(loss):
+        if self.engine == "reference" and torch.isfinite(loss):
             loss.backward()
         norm = (
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.s.grad_clip) if torch.isfinite(loss) else loss
