@@ -31,8 +31,9 @@ from dynamix_forecasting.memory import ForecastTooLargeError
 
 OUTCOMES: Counter[str] = Counter()
 ERRORS: Counter[str] = Counter()
-#: Seconds one case may take before it counts as a hang. A legitimate 10^7-step forecast (predict and
-#: predict_interval of the sktime adapter) takes about 30 s on two cores; a hang takes forever.
+#: Seconds one case may take before it counts as a hang. The far horizon below (10^6 steps, predict and
+#: predict_interval of the sktime adapter, up to 8 sample paths) takes about 15 s on two busy cores; a hang
+#: takes forever. (10^7 steps of 8 paths is 70-100 s of legitimate work there, so it is not a hang test.)
 CASE_LIMIT = 60.0
 
 
@@ -250,7 +251,7 @@ def pandas_series(draw):
 @settings(PROFILE, max_examples=200)
 @given(
     y=pandas_series(),
-    fh=_mostly(st.lists(st.integers(1, 30), min_size=1, max_size=4), st.sampled_from([[0], [-2], [10**7]])),
+    fh=_mostly(st.lists(st.integers(1, 30), min_size=1, max_size=4), st.sampled_from([[0], [-2], [10**6]])),
     num_samples=_mostly(st.integers(1, 8), st.sampled_from([0, 2.5])),
     method=_mostly(st.sampled_from(["pos_embedding", "zero_embedding", "delay_embedding"]), st.just("bad")),
     context_length=_mostly(st.one_of(st.none(), st.integers(12, 80)), st.integers(1, 11)),
