@@ -18,11 +18,11 @@ demo: $(BIN)/.installed
 	$(BIN)/dynamix demo --output-dir demo-output
 
 # The app's browser test drives the distribution's Chromium (no browser download at test time): installed
-# here when missing and apt-get can (as root); otherwise that one test skips and says why.
+# here when missing and apt-get can (as root); otherwise that one test skips and says why (in CI it fails).
 browser:
 	@if ! command -v chromedriver >/dev/null 2>&1; then \
 	  (apt-get update -qq && apt-get install -y -qq chromium chromium-driver) >/dev/null 2>&1 \
-	  || echo "note: could not install chromium/chromium-driver; the app's browser test will skip"; fi
+	  || echo "note: could not install chromium/chromium-driver; the app's browser test will skip (and fail in CI)"; fi
 
 test: $(BIN)/.installed browser
 	$(BIN)/ruff check .

@@ -10,6 +10,7 @@ from matplotlib.figure import Figure  # figures without pyplot: no global backen
 from matplotlib.ticker import NullFormatter
 
 from . import data as bench_data
+from .markdown import markdown_table as _md
 from .report_leaderboard import dsr_section, ts_section
 from .scoring import geometric_mean
 
@@ -146,23 +147,6 @@ def _plot_speed_accuracy(table: pd.DataFrame, accuracy: dict[str, float], path: 
     ax.set_title("Accuracy against time (Chronos: published accuracy, random-weight timing)", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-
-
-def _md(frame: pd.DataFrame, floatfmt: str = ".3f") -> str:
-    if frame.empty:
-        return "_(none)_\n"
-    cols = list(frame.columns)
-    lines = ["| " + " | ".join(cols) + " |", "| " + " | ".join("---" for _ in cols) + " |"]
-    for _, row in frame.iterrows():
-        cells = []
-        for c in cols:
-            v = row[c]
-            if isinstance(v, float | np.floating):
-                cells.append("" if np.isnan(v) else format(v, floatfmt if abs(v) < 1e5 else ",.0f"))
-            else:
-                cells.append(str(v))
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
 
 
 def write_report(

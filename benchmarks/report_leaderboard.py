@@ -11,6 +11,7 @@ from matplotlib.figure import Figure
 
 from . import data as bench_data
 from .leaderboard import CLIP, Leaderboard, build
+from .markdown import markdown_table as _md
 
 BASELINE = "seasonal_naive"
 PUBLISHED = " (published)"
@@ -265,12 +266,6 @@ def plot_coverage(frame: pd.DataFrame, path: Path) -> None:
     ax.set_title("Calibration: on the diagonal is calibrated", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-
-
-def _md(frame: pd.DataFrame) -> str:
-    from .report import _md as md
-
-    return md(frame)
 
 
 def ts_section(frame: pd.DataFrame, plots: Path) -> str:

@@ -53,10 +53,10 @@ def read_upload(path: str | os.PathLike[str]) -> pd.DataFrame:
         raise ValueError(f"The file is {size / 1e6:.1f} MB; the app takes files up to {MAX_FILE_BYTES / 1e6:.0f} MB.")
     if size == 0:
         raise ValueError("The file is empty. Upload a CSV with one numeric column per channel.")
-    from .cli import _read_csv
+    from .cli import read_csv_channels
 
     try:
-        frame, _ = _read_csv(path, None)
+        frame, _ = read_csv_channels(path, None)
     except ValueError as exc:
         raise ValueError(f"Cannot use this file: {exc}") from None
     if frame.shape[0] > MAX_ROWS or frame.shape[1] > MAX_CHANNELS:

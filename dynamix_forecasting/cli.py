@@ -20,7 +20,9 @@ from .preprocessing import EMBEDDINGS
 PROGRESS_FROM = 20_000
 
 
-def _read_csv(path: Path, time_column: str | None) -> tuple[pd.DataFrame, pd.Index | None]:
+def read_csv_channels(path: Path, time_column: str | None) -> tuple[pd.DataFrame, pd.Index | None]:
+    """The numeric columns of a CSV (channels) and its time index, checked and sorted oldest first; used by the
+    ``forecast`` and ``explain`` commands and the app. Bad files raise ValueError naming the problem."""
     try:
         frame = pd.read_csv(path)
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
@@ -111,7 +113,7 @@ def _cmd_forecast(args: argparse.Namespace) -> int:
 
     for target in (args.output, args.plot):
         _check_writable(target)
-    frame, index = _read_csv(Path(args.input), args.time_column)
+    frame, index = read_csv_channels(Path(args.input), args.time_column)
     pipeline = DynaMixPipeline.from_pretrained(args.model)
     samples = pipeline.sample_paths(
         frame.to_numpy(dtype=np.float64),
@@ -196,7 +198,7 @@ def _cmd_explain(args: argparse.Namespace) -> int:
 
     for target in (args.output, args.plot):
         _check_writable(target)
-    frame, index = _read_csv(Path(args.input), args.time_column)
+    frame, index = read_csv_channels(Path(args.input), args.time_column)
     pipeline = DynaMixPipeline.from_pretrained(args.model)
     forecast, weights = pipeline.expert_weights(
         frame.to_numpy(dtype=np.float64),

@@ -2,7 +2,8 @@
 authors' parity references are copied under ``tests/data``, Lorenz-63 contexts are integrated here, and
 tiny random models cover everything else. Only the large benchmark data (dysts trajectories, the Chronos
 tasks, the long example series) stays in ``../shared``: tests that need it skip without it, except in
-CI (``CI`` set), where ``../shared`` is always present and a missing file is a failure.
+CI (``CI`` set), where ``../shared`` is always present and a missing file is a failure. The app's tests
+treat gradio and the system Chromium the same way (``make test`` installs both).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
 import pytest
@@ -30,13 +32,19 @@ PARITY = Path(__file__).resolve().parent / "data" / "parity"
 DYSTS = SHARED / "data" / "dysts"
 
 
-def _require(path: Path) -> None:
-    if path.exists():
-        return
-    message = f"{path} is missing: this test needs the large data in ../shared (absent outside the project's machines)."
+def skip_outside_ci(message: str, allow_module_level: bool = False) -> NoReturn:
+    """Skip with ``message`` on a machine that lacks what the test needs; in CI (``CI`` set), which always has
+    the shared data, the app's extra and the system browser, fail instead: there a missing piece is a bug."""
     if os.environ.get("CI"):
-        pytest.fail(message)  # in CI the shared folder is always there: a missing file is a failure
-    pytest.skip(message)
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message, allow_module_level=allow_module_level)
+
+
+def _require(path: Path) -> None:
+    if not path.exists():
+        skip_outside_ci(
+            f"{path} is missing: this test needs the large data in ../shared (absent outside the project's machines)."
+        )
 
 
 @pytest.fixture(scope="session")

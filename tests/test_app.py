@@ -15,7 +15,12 @@ from dynamix_forecasting import app as app_module
 from dynamix_forecasting.app import EXAMPLES, run_forecast
 from dynamix_forecasting.examples import lorenz63
 
-gradio = pytest.importorskip("gradio", reason="the app's extra (pip install '.[app]') is not installed")
+from .conftest import skip_outside_ci
+
+try:
+    import gradio  # noqa: F401
+except ImportError:
+    skip_outside_ci("the app's extra is not installed (pip install -e '.[app]'; make test does)", True)
 
 
 @pytest.fixture(scope="module")
@@ -107,8 +112,9 @@ def _chrome():
     driver_path = shutil.which("chromedriver")
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     if not (driver_path and browser):
-        pytest.skip(
-            "no system Chromium/chromedriver (install the chromium and chromium-driver packages; make test does)"
+        skip_outside_ci(
+            "no system Chromium/chromedriver (install the chromium and chromium-driver packages; make test does "
+            "where apt-get can)"
         )
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
