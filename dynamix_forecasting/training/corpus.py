@@ -140,3 +140,139 @@ def published_corpus(
         facts_path.write_text(json.dumps(facts, indent=2) + "\n")
         out[f"{name}_regime2"] = trajectory
     return out
+
+
+def _perturbed_trajectory(task: tuple[str, int, float, int, int]) -> tuple[str, np.ndarray | None, dict]:
+    """One attempt at a perturbed regime: every parameter scaled by ``1 + U(-spread, spread)``, the initial
+    condition by ``1 + N(0, 0.1)``; kept only if finite and chaotic (largest Lyapunov exponent above
+    0.01 per period). Runs in a worker process, each attempt under a 120 s alarm (stiff regimes hang)."""
+    import signal
+
+    import dysts.flows as flows
+
+    name, seed, spread, n_points, attempt = task
+    rng = np.random.default_rng([seed, attempt])
+    base = getattr(flows, name)()
+    params = {k: float(v) * (1 + rng.uniform(-spread, spread)) for k, v in base.parameters.items()}
+    facts: dict = {"system": name, "params": params, "attempt": attempt}
+
+    def alarm(*_):
+        raise TimeoutError("integration took longer than 120 s")
+
+    signal.signal(signal.SIGALRM, alarm)
+    signal.alarm(120)
+    try:
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            system = getattr(flows, name)(parameters=params)
+            system.ic = np.asarray(base.ic, dtype=np.float64) * (1 + 0.1 * rng.standard_normal(len(base.ic)))
+            transient = n_points // 10
+            trajectory = np.asarray(
+                system.make_trajectory(
+                    n_points + transient, pts_per_period=50, method="DOP853", rtol=1e-10, atol=1e-10
+                ),
+                dtype=np.float64,
+            )[transient:]
+            if trajectory.shape[0] < n_points or not np.isfinite(trajectory).all():
+                return name, None, {**facts, "rejected": "not finite or integration stopped"}
+            if np.abs(trajectory).max() > 1e6 or (trajectory[-n_points // 5 :].std(0) < 1e-6).any():
+                return name, None, {**facts, "rejected": "unbounded or collapsed to a fixed point"}
+            dt = float(system.period) / 50
+            lyapunov = largest_lyapunov(system, trajectory[-1], dt, steps=400, transient=50)
+    except Exception as exc:
+        return name, None, {**facts, "rejected": f"{type(exc).__name__}: {exc}"[:200]}
+    finally:
+        signal.alarm(0)
+    facts.update(largest_lyapunov=lyapunov, period=float(system.period))
+    if not np.isfinite(lyapunov) or lyapunov * float(system.period) <= 0.01:
+        return name, None, {**facts, "rejected": f"not chaotic (largest Lyapunov exponent {lyapunov:.4f})"}
+    return name, trajectory, facts
+
+
+def perturbed_regimes(
+    systems: list[str],
+    per_system: int,
+    cache_dir: str | Path,
+    spread: float = 0.15,
+    n_points: int = 20_000,
+    seed: int = 0,
+    max_attempts: int = 3,
+    workers: int = 2,
+    progress: bool = True,
+) -> dict[str, np.ndarray]:
+    """New chaotic regimes of the training systems: random parameters and initial conditions, kept if chaotic.
+
+    Each system gets ``per_system`` regimes, each drawn at most ``max_attempts`` times until one is finite,
+    bounded and chaotic (see :func:`_perturbed_trajectory`). Trajectories and their facts (parameters,
+    period, largest Lyapunov exponent, or why an attempt was rejected) are cached in ``cache_dir``
+    (``regimes.json``); a seed names its own set, so a validation set drawn with another seed shares no
+    regime with the training set.
+
+    Parameters
+    ----------
+    systems : list of str
+        dysts systems to perturb (the training systems; never a held-out one).
+    per_system : int
+        Regimes per system.
+    cache_dir : str or Path
+        Cache folder.
+    spread : float, default 0.15
+        Relative half-width of the uniform parameter perturbation.
+    n_points : int, default 20_000
+        Points per trajectory (after a discarded transient of a tenth of that), 50 points per period.
+    seed : int, default 0
+        Seed of the draws.
+    """
+    from concurrent.futures import ProcessPoolExecutor
+
+    cache = Path(cache_dir)
+    cache.mkdir(parents=True, exist_ok=True)
+    facts_path = cache / "regimes.json"
+    facts = json.loads(facts_path.read_text()) if facts_path.exists() else {}
+    out: dict[str, np.ndarray] = {}
+    todo = []
+    for name in systems:
+        for k in range(per_system):
+            key = f"{name}_s{seed}_r{k}"
+            path = cache / f"{key}.npy"
+            info = facts.get(key, {})
+            if info.get("spread") == spread and info.get("n_points") == n_points:
+                if path.exists():
+                    out[key] = np.load(path)
+                continue  # kept, or every attempt was rejected before
+            todo.append(key)
+    bar = tqdm(total=len(todo), desc="perturbed regimes", disable=not progress)
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        pending = {key: 0 for key in todo}
+        while pending:
+            keys = list(pending)
+            tasks = [
+                (key.rsplit("_s", 1)[0], seed * 1_000_003 + hash_key(key), spread, n_points, pending[key])
+                for key in keys
+            ]
+            retry = {}
+            for key, (name, trajectory, info) in zip(keys, pool.map(_perturbed_trajectory, tasks), strict=True):
+                info.update(spread=spread, n_points=n_points)
+                if trajectory is not None:
+                    np.save(cache / f"{key}.npy", trajectory)
+                    out[key] = trajectory
+                    facts[key] = info
+                    bar.update(1)
+                elif pending[key] + 1 < max_attempts:
+                    retry[key] = pending[key] + 1
+                else:
+                    facts[key] = info
+                    bar.update(1)
+            facts_path.write_text(json.dumps(facts, indent=2) + "\n")
+            pending = retry
+    bar.close()
+    return out
+
+
+def hash_key(key: str) -> int:
+    """A stable small integer of a string (Python's ``hash`` changes between runs)."""
+    import zlib
+
+    return zlib.crc32(key.encode()) % 1_000_003

@@ -111,6 +111,9 @@ class WindowSampler:
         Standard deviation of the Gaussian noise on the teacher signal.
     seed : int
         Seed of the window positions and of every batch.
+    context_lengths : sequence of int, optional
+        Context lengths to draw from, one per batch (uniformly); every context ends where it would end at
+        ``context_length``. Default: ``context_length`` only.
     """
 
     def __init__(
@@ -123,6 +126,7 @@ class WindowSampler:
         windows_per_system: int = 1000,
         input_noise: float = 0.05,
         seed: int = 0,
+        context_lengths: list[int] | tuple[int, ...] | None = None,
     ) -> None:
         items = trajectories.items() if isinstance(trajectories, dict) else enumerate(trajectories)
         if overlap >= sequence_length or overlap < 0:
@@ -132,6 +136,11 @@ class WindowSampler:
                 f"context_length ({context_length}) must exceed the overlap ({overlap}) of the training sequence "
                 "with the context."
             )
+        lengths = tuple(context_lengths) if context_lengths else (context_length,)
+        if any(c <= overlap for c in lengths):
+            raise ValueError(f"Every context length {lengths} must exceed the overlap ({overlap}).")
+        self.context_lengths = lengths
+        context_length = max(lengths)
         self.window = context_length + sequence_length - overlap
         self.context_length, self.sequence_length, self.input_noise = context_length, sequence_length, input_noise
         self.names, self.data = [], []
@@ -164,7 +173,10 @@ class WindowSampler:
             [self.data[s][self.starts[s][rng.integers(0, self.starts[s].shape[0])] :][: self.window] for s in systems],
             axis=1,
         )  # (window, B, N)
-        context = torch.from_numpy(windows[: self.context_length])
+        length = self.context_length
+        if len(self.context_lengths) > 1:  # one draw more only when there is a choice: fixed-length runs keep their batches
+            length = int(self.context_lengths[rng.integers(0, len(self.context_lengths))])
+        context = torch.from_numpy(windows[self.context_length - length : self.context_length])
         target = torch.from_numpy(windows[-self.sequence_length :])
         noise = torch.from_numpy(rng.standard_normal(target.shape).astype(np.float32)) * self.input_noise
         return context, target, target + noise

@@ -25,6 +25,14 @@ class TrainingSettings:
     init: str | None = _setting(None, "checkpoint to start from (name or path) for fine-tuning; None: from scratch")
     freeze: str | None = _setting(None, "'experts' or 'gating' to keep those weights fixed while fine-tuning")
     # data
+    data: str = _setting(
+        "dynamics",
+        "'dynamics': windows of chaotic trajectories (the published recipe); 'time_series': synthetic series laid "
+        "out as the time-series mode sees them (see dynamix_forecasting.training.synthetic)",
+    )
+    ts_series: int = _setting(10_000, "data='time_series': synthetic series generated (cached in corpus_cache)")
+    ts_length: int = _setting(256, "data='time_series': points per synthetic series")
+    positional_share: float = _setting(0.4, "data='time_series': share of batches with the positional embedding")
     systems: list[str] = field(
         default_factory=list, metadata={"help": "dysts systems to train on; empty: the 30 of DynaMix's training corpus"}
     )
@@ -35,6 +43,10 @@ class TrainingSettings:
     n_points: int = _setting(100_000, "points per dysts trajectory")
     windows_per_system: int = _setting(1000, "random windows drawn per trajectory")
     context_length: int = _setting(500, "context points of each window")
+    context_lengths: list[int] = field(
+        default_factory=list,
+        metadata={"help": "context lengths drawn per batch (all ending where the window's context ends); empty: context_length"},
+    )
     sequence_length: int = _setting(100, "training-sequence points of each window")
     overlap: int = _setting(50, "points the training sequence shares with the end of the context")
     input_noise: float = _setting(0.05, "std of the Gaussian noise on the teacher signal")
@@ -78,21 +90,28 @@ class TrainingSettings:
         "corpus_cache)",
     )
     corpus_cache: str = _setting("dynamix-corpus-cache", "folder where the second-regime trajectories are cached")
+    extra_regimes: int = _setting(
+        0,
+        "with corpus_dir: new chaotic regimes per training system (parameters and initial condition perturbed, kept "
+        "if chaotic), cached in corpus_cache",
+    )
+    regime_spread: float = _setting(0.15, "relative half-width of the parameter perturbation of extra_regimes")
+    regime_points: int = _setting(20_000, "points per extra-regime trajectory")
 
     def __post_init__(self) -> None:
         positive = ["M", "N", "Experts", "n_points", "windows_per_system", "context_length", "sequence_length",
                     "n_interleave", "batch_size", "batches_per_epoch", "epochs", "checkpoint_every", "eval_samples",
-                    "eval_context", "eval_horizon"]  # fmt: skip
+                    "eval_context", "eval_horizon", "regime_points", "ts_series", "ts_length"]  # fmt: skip
         for key in positive:
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"Setting {key!r} must be a positive int, got {value!r}.")
-        for key in ("P", "overlap", "eval_every", "threads", "seed"):
+        for key in ("P", "overlap", "eval_every", "threads", "seed", "extra_regimes"):
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"Setting {key!r} must be a non-negative int, got {value!r}.")
         floats = {"input_noise": 0.0, "gating_noise_weight": 0.0, "weight_decay": 0.0, "lr_start": None,
-                  "lr_end": None, "grad_clip": None}  # fmt: skip
+                  "lr_end": None, "grad_clip": None, "regime_spread": 0.0, "positional_share": 0.0}  # fmt: skip
         for key, low in floats.items():
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
@@ -120,6 +139,23 @@ class TrainingSettings:
                 f"engine='fast' runs on the CPU; for device={self.device!r} set engine='reference' (autograd on the "
                 "device)."
             )
+        if not isinstance(self.context_lengths, list) or not all(
+            isinstance(c, int) and not isinstance(c, bool) and c > self.overlap and c >= 3 for c in self.context_lengths
+        ):
+            raise ValueError(
+                f"context_lengths must be a list of ints above the overlap ({self.overlap}), got {self.context_lengths!r}."
+            )
+        if self.data not in ("dynamics", "time_series"):
+            raise ValueError(f"data must be 'dynamics' or 'time_series', got {self.data!r}.")
+        if self.data == "time_series" and self.overlap != 1:
+            raise ValueError(
+                "data='time_series' continues each context from its last point; set overlap=1 (got "
+                f"{self.overlap})."
+            )
+        if self.positional_share > 1:
+            raise ValueError(f"positional_share must lie in [0, 1], got {self.positional_share}.")
+        if self.extra_regimes and self.corpus_dir is None:
+            raise ValueError("extra_regimes perturbs the systems of corpus_dir; set corpus_dir too.")
         if self.corpus_dir is not None and (self.systems or self.trajectory_files):
             raise ValueError("corpus_dir replaces systems and trajectory_files; set only one of them.")
         if self.optimizer not in ("radam", "adam", "adamw"):

@@ -19,9 +19,10 @@ from ..metrics import geometrical_misalignment, mase, temporal_misalignment
 from ..model import DynaMix
 from ..pipeline import DynaMixPipeline
 from . import fast_step
-from .corpus import published_corpus
+from .corpus import perturbed_regimes, published_corpus
 from .data import WindowSampler, dysts_trajectories, load_trajectory_file, published_systems
 from .settings import TrainingSettings
+from .synthetic import TimeSeriesSampler, synthetic_corpus
 
 #: Folder of the DynaMix example series used for evaluation when ``eval_files`` is empty.
 EXAMPLES_DIR_ENV = "DYNAMIX_EXAMPLES_DIR"
@@ -72,7 +73,9 @@ class Trainer:
         Training windows; built from ``settings`` when omitted.
     """
 
-    def __init__(self, settings: TrainingSettings, sampler: WindowSampler | None = None) -> None:
+    def __init__(
+        self, settings: TrainingSettings, sampler: WindowSampler | TimeSeriesSampler | None = None
+    ) -> None:
         self.s = settings
         if settings.threads and settings.engine != "fast":
             torch.set_num_threads(settings.threads)
@@ -114,18 +117,48 @@ class Trainer:
             return model.train()
         return DynaMix.random(DynaMixConfig(M=s.M, N=s.N, Experts=s.Experts, P=s.P), s.seed).train()
 
-    def _sampler(self) -> WindowSampler:
+    def _sampler(self) -> WindowSampler | TimeSeriesSampler:
         s = self.s
+        if s.data == "time_series":
+            return self._time_series_sampler()
         if s.corpus_dir:
             trajectories = published_corpus(s.corpus_dir, s.corpus_cache, s.n_points)
+            if s.extra_regimes:
+                systems = [name for name in trajectories if not name.endswith("_regime2")]
+                trajectories.update(
+                    perturbed_regimes(
+                        systems, s.extra_regimes, Path(s.corpus_cache) / "perturbed", s.regime_spread,
+                        s.regime_points, s.seed,
+                    )
+                )  # fmt: skip
         elif s.trajectory_files:
             trajectories = {Path(f).stem: load_trajectory_file(f) for f in s.trajectory_files}
         else:
             trajectories = dysts_trajectories(s.systems or published_systems(), s.n_points, s.regenerate)
         return WindowSampler(
             trajectories, s.N, s.context_length, s.sequence_length, s.overlap, s.windows_per_system, s.input_noise,
-            s.seed,
+            s.seed, s.context_lengths,
         )  # fmt: skip
+
+    def _time_series_sampler(self) -> TimeSeriesSampler:
+        """Synthetic series (cached: generating 10,000 takes a minute or two), with the corpus's chaotic
+        trajectories as the dynamical share when ``corpus_dir`` is set."""
+        s = self.s
+        trajectories = list(published_corpus(s.corpus_dir, s.corpus_cache, s.n_points).values()) if s.corpus_dir else None
+        cache = Path(s.corpus_cache) / f"synthetic_{s.ts_series}x{s.ts_length}_seed{s.seed}_{'ds' if trajectories else 'nods'}.npz"
+        if cache.exists():
+            stored = np.load(cache)
+            series, periods = stored["series"], stored["periods"]
+        else:
+            series, periods = synthetic_corpus(s.ts_series, s.ts_length, s.seed, trajectories)
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_path(cache) as tmp:
+                with open(tmp, "wb") as handle:
+                    np.savez(handle, series=series, periods=periods)
+        lengths = s.context_lengths or [s.context_length]
+        return TimeSeriesSampler(
+            series, periods, s.N, lengths, s.sequence_length, s.input_noise, s.positional_share, s.seed
+        )
 
     def _freeze(self) -> None:
         if self.s.freeze == "experts":

@@ -1,0 +1,106 @@
+"""The richer training data: perturbed chaotic regimes, mixed context lengths, synthetic time series."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from benchmarks.dsr_check import diverges
+from dynamix_forecasting.preprocessing import _waves
+from dynamix_forecasting.training import TrainingSettings
+from dynamix_forecasting.training.corpus import perturbed_regimes
+from dynamix_forecasting.training.data import WindowSampler
+from dynamix_forecasting.training.synthetic import TimeSeriesSampler, kernel_synth, synthetic_corpus
+
+
+def test_perturbed_regimes_are_chaotic_cached_and_seed_specific(tmp_path):
+    pytest.importorskip("dysts")
+    first = perturbed_regimes(["Rossler"], 1, tmp_path, n_points=3000, seed=0, workers=1, progress=False)
+    facts = json.loads((tmp_path / "regimes.json").read_text())
+    assert list(first) == ["Rossler_s0_r0"]
+    traj = first["Rossler_s0_r0"]
+    assert traj.shape == (3000, 3) and np.isfinite(traj).all()
+    info = facts["Rossler_s0_r0"]
+    assert info["largest_lyapunov"] * info["period"] > 0.01
+    default = {"a": 0.2, "b": 0.2, "c": 5.7}
+    assert all(abs(info["params"][k] / v - 1) <= 0.15 + 1e-12 for k, v in default.items())
+    assert info["params"] != default
+    # read back from the cache, bit for bit; another seed draws another regime
+    again = perturbed_regimes(["Rossler"], 1, tmp_path, n_points=3000, seed=0, workers=1, progress=False)
+    np.testing.assert_array_equal(again["Rossler_s0_r0"], traj)
+    other = perturbed_regimes(["Rossler"], 1, tmp_path, n_points=3000, seed=1, workers=1, progress=False)
+    assert json.loads((tmp_path / "regimes.json").read_text())["Rossler_s1_r0"]["params"] != info["params"]
+    assert not np.allclose(other["Rossler_s1_r0"][:100], traj[:100])
+
+
+def test_window_sampler_draws_context_lengths_that_end_at_the_same_point():
+    rng = np.random.default_rng(0)
+    traj = np.cumsum(rng.standard_normal((5000, 3)), axis=0)
+    fixed = WindowSampler([traj], 3, 300, 100, 50, windows_per_system=20, seed=0)
+    mixed = WindowSampler([traj], 3, 300, 100, 50, windows_per_system=20, seed=0, context_lengths=[100, 300])
+    seen = set()
+    for i in range(12):
+        context, target, _ = mixed.batch(4, i)
+        seen.add(context.shape[0])
+        # the training sequence overlaps the context's last 50 points whatever its length
+        torch.testing.assert_close(context[-50:], target[:50])
+    assert seen == {100, 300}
+    context, _, _ = fixed.batch(4, 0)
+    assert context.shape[0] == 300
+    with pytest.raises(ValueError, match="exceed the overlap"):
+        WindowSampler([traj], 3, 300, 100, 50, context_lengths=[40, 300])
+
+
+def test_kernel_synth_is_seeded_and_finite():
+    a, pa = kernel_synth(128, np.random.default_rng(3))
+    b, pb = kernel_synth(128, np.random.default_rng(3))
+    np.testing.assert_array_equal(a, b)
+    assert pa == pb and np.isfinite(a).all() and a.std() > 0
+
+
+def test_time_series_batches_are_laid_out_as_the_time_series_mode_sees_them():
+    series, periods = synthetic_corpus(60, 200, seed=0, progress=False)
+    assert series.shape == (60, 200) and np.isfinite(series).all() and (periods > 1).any()
+    sampler = TimeSeriesSampler(series, periods, 3, context_lengths=(16, 64), sequence_length=25, seed=1)
+    kinds = set()
+    for i in range(30):
+        context, target, teacher = sampler.batch(8, i)
+        c = context.shape[0]
+        assert c in (16, 64) and target.shape == (25, 8, 3)
+        # standardized by the context; the training sequence starts at the context's last point
+        np.testing.assert_allclose(context[..., 0].mean(0).numpy(), 0, atol=1e-5)
+        std = context[..., 0].std(0, unbiased=False).numpy()
+        assert np.all(np.isclose(std, 1, atol=1e-4) | (std == 0))  # 0: a constant context (e.g. intermittent counts)
+        torch.testing.assert_close(target[0], context[-1])
+        torch.testing.assert_close(teacher[..., 1:], target[..., 1:])  # no noise on the embedding channels
+        if context[..., 1:].abs().max() == 0:
+            kinds.add("zero")
+        else:  # positional: the published sinusoids of a series' season, continued through the sequence
+            kinds.add("pos")
+            full = torch.cat([context, target[1:]])
+            waves = [_waves(full.shape[0], int(p), 2) for p in periods[periods > 1]]
+            assert any(np.allclose(full[:, 0, 1:].numpy(), w, atol=1e-6) for w in waves)
+    assert kinds == {"zero", "pos"}
+
+
+def test_settings_check_the_new_data_options():
+    with pytest.raises(ValueError, match="overlap=1"):
+        TrainingSettings(data="time_series")
+    with pytest.raises(ValueError, match="data must be"):
+        TrainingSettings(data="images")
+    with pytest.raises(ValueError, match="set corpus_dir"):
+        TrainingSettings(extra_regimes=2)
+    with pytest.raises(ValueError, match="context_lengths"):
+        TrainingSettings(context_lengths=[10, 500])
+
+
+def test_divergence_check_flags_non_finite_and_runaway_forecasts():
+    context = np.sin(np.linspace(0, 20, 500))[:, None] * np.ones((1, 3))
+    assert not diverges(context[:100] * 1.5, context)
+    assert diverges(context[:100] * 100, context)
+    bad = context[:100].copy()
+    bad[5, 1] = np.nan
+    assert diverges(bad, context)
