@@ -104,3 +104,23 @@ def test_divergence_check_flags_non_finite_and_runaway_forecasts():
     bad = context[:100].copy()
     bad[5, 1] = np.nan
     assert diverges(bad, context)
+
+
+def test_a_time_series_run_trains_on_cached_synthetic_series_and_lowers_the_loss(tmp_path):
+    from dynamix_forecasting.training import Trainer
+
+    settings = TrainingSettings(
+        M=8, N=3, Experts=3, P=1, data="time_series", ts_series=200, ts_length=96, context_lengths=[16, 32],
+        sequence_length=17, overlap=1, batch_size=8, batches_per_epoch=10, epochs=6, eval_every=0,
+        checkpoint_every=6, output_dir=str(tmp_path / "run"), corpus_cache=str(tmp_path / "cache"), lr_start=1e-2,
+        lr_end=1e-3, threads=1, name="dynamix-3d-ts-tiny",
+    )  # fmt: skip
+    trainer = Trainer(settings)
+    assert isinstance(trainer.sampler, TimeSeriesSampler)
+    cached = list((tmp_path / "cache").glob("synthetic_200x96_seed0_*.npz"))
+    assert len(cached) == 1  # generated once; a second trainer reads it back
+    np.testing.assert_array_equal(Trainer(settings).sampler.series, trainer.sampler.series)
+    rows = trainer.fit(progress=False)
+    assert all(np.isfinite(r["loss"]) for r in rows)
+    assert rows[-1]["loss"] < rows[0]["loss"]
+    assert (tmp_path / "run" / "checkpoint" / "dynamix-3d-ts-tiny.safetensors").exists()

@@ -145,7 +145,7 @@ def published_corpus(
 def _perturbed_trajectory(task: tuple[str, int, float, int, int]) -> tuple[str, np.ndarray | None, dict]:
     """One attempt at a perturbed regime: every parameter scaled by ``1 + U(-spread, spread)``, the initial
     condition by ``1 + N(0, 0.1)``; kept only if finite and chaotic (largest Lyapunov exponent above
-    0.01 per period). Runs in a worker process, each attempt under a 120 s alarm (stiff regimes hang)."""
+    0.01 per period). Runs in a worker process, each attempt under a 60 s alarm (stiff regimes hang)."""
     import signal
 
     import dysts.flows as flows
@@ -157,10 +157,10 @@ def _perturbed_trajectory(task: tuple[str, int, float, int, int]) -> tuple[str, 
     facts: dict = {"system": name, "params": params, "attempt": attempt}
 
     def alarm(*_):
-        raise TimeoutError("integration took longer than 120 s")
+        raise TimeoutError("integration took longer than 60 s")
 
     signal.signal(signal.SIGALRM, alarm)
-    signal.alarm(120)
+    signal.alarm(60)
     try:
         import warnings
 
@@ -198,14 +198,14 @@ def perturbed_regimes(
     spread: float = 0.15,
     n_points: int = 20_000,
     seed: int = 0,
-    max_attempts: int = 3,
+    max_attempts: int = 1,
     workers: int = 2,
     progress: bool = True,
 ) -> dict[str, np.ndarray]:
     """New chaotic regimes of the training systems: random parameters and initial conditions, kept if chaotic.
 
-    Each system gets ``per_system`` regimes, each drawn at most ``max_attempts`` times until one is finite,
-    bounded and chaotic (see :func:`_perturbed_trajectory`). Trajectories and their facts (parameters,
+    Each system gets ``per_system`` draws, each tried at most ``max_attempts`` times until one is finite,
+    bounded and chaotic (see :func:`_perturbed_trajectory`); a draw whose attempts all fail is dropped. Trajectories and their facts (parameters,
     period, largest Lyapunov exponent, or why an attempt was rejected) are cached in ``cache_dir``
     (``regimes.json``); a seed names its own set, so a validation set drawn with another seed shares no
     regime with the training set.
@@ -225,48 +225,51 @@ def perturbed_regimes(
     seed : int, default 0
         Seed of the draws.
     """
-    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
     cache = Path(cache_dir)
     cache.mkdir(parents=True, exist_ok=True)
     facts_path = cache / "regimes.json"
     facts = json.loads(facts_path.read_text()) if facts_path.exists() else {}
     out: dict[str, np.ndarray] = {}
-    todo = []
+    todo: dict[str, int] = {}  # key -> next attempt
     for name in systems:
         for k in range(per_system):
             key = f"{name}_s{seed}_r{k}"
             path = cache / f"{key}.npy"
             info = facts.get(key, {})
-            if info.get("spread") == spread and info.get("n_points") == n_points:
-                if path.exists():
-                    out[key] = np.load(path)
-                continue  # kept, or every attempt was rejected before
-            todo.append(key)
+            same = info.get("spread") == spread and info.get("n_points") == n_points
+            if same and "rejected" not in info and path.exists():
+                out[key] = np.load(path)
+            elif same and "rejected" in info:
+                if info["attempt"] + 1 < max_attempts:
+                    todo[key] = info["attempt"] + 1  # an interrupted run resumes where it stopped
+            else:
+                todo[key] = 0
     bar = tqdm(total=len(todo), desc="perturbed regimes", disable=not progress)
+
+    def task(key: str) -> tuple[str, int, float, int, int]:
+        return key.rsplit("_s", 1)[0], seed * 1_000_003 + hash_key(key), spread, n_points, todo[key]
+
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        pending = {key: 0 for key in todo}
-        while pending:
-            keys = list(pending)
-            tasks = [
-                (key.rsplit("_s", 1)[0], seed * 1_000_003 + hash_key(key), spread, n_points, pending[key])
-                for key in keys
-            ]
-            retry = {}
-            for key, (name, trajectory, info) in zip(keys, pool.map(_perturbed_trajectory, tasks), strict=True):
+        running = {pool.submit(_perturbed_trajectory, task(key)): key for key in todo}
+        while running:
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                key = running.pop(future)
+                _, trajectory, info = future.result()
                 info.update(spread=spread, n_points=n_points)
+                facts[key] = info  # after every attempt, so an interrupted run loses nothing
                 if trajectory is not None:
                     np.save(cache / f"{key}.npy", trajectory)
                     out[key] = trajectory
-                    facts[key] = info
                     bar.update(1)
-                elif pending[key] + 1 < max_attempts:
-                    retry[key] = pending[key] + 1
+                elif todo[key] + 1 < max_attempts:
+                    todo[key] += 1
+                    running[pool.submit(_perturbed_trajectory, task(key))] = key
                 else:
-                    facts[key] = info
                     bar.update(1)
-            facts_path.write_text(json.dumps(facts, indent=2) + "\n")
-            pending = retry
+                facts_path.write_text(json.dumps(facts, indent=2, sort_keys=True) + "\n")
     bar.close()
     return out
 
