@@ -114,6 +114,9 @@ class WindowSampler:
     context_lengths : sequence of int, optional
         Context lengths to draw from, one per batch (uniformly); every context ends where it would end at
         ``context_length``. Default: ``context_length`` only.
+    rotate : bool, default False
+        Augmentation: mix each window's channels by a random rotation, then rescale each mixed channel to
+        the trajectory's unit variance, so the model sees every attractor in many orientations.
     """
 
     def __init__(
@@ -127,6 +130,7 @@ class WindowSampler:
         input_noise: float = 0.05,
         seed: int = 0,
         context_lengths: list[int] | tuple[int, ...] | None = None,
+        rotate: bool = False,
     ) -> None:
         items = trajectories.items() if isinstance(trajectories, dict) else enumerate(trajectories)
         if overlap >= sequence_length or overlap < 0:
@@ -160,9 +164,24 @@ class WindowSampler:
             self.names.append(str(name))
         if not self.data:
             raise ValueError("No training trajectories.")
+        self.rotate = rotate
+        self.covariances = [np.cov(d.T.astype(np.float64)).reshape(n_obs, n_obs) for d in self.data]
         rng = np.random.default_rng(seed)
         self.starts = [rng.integers(0, d.shape[0] - self.window + 1, size=windows_per_system) for d in self.data]
         self.seed = seed
+
+    def _rotated(self, windows: np.ndarray, systems: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Each window's channels mixed by a random orthogonal matrix, each mixed channel rescaled to unit
+        variance over the whole trajectory (from its covariance, so the scale is the window's own only
+        through the rotation)."""
+        out = np.empty_like(windows)
+        n = windows.shape[2]
+        for b, s in enumerate(systems):
+            q, r = np.linalg.qr(rng.standard_normal((n, n)))
+            q = q * np.sign(np.diag(r))  # uniformly distributed over the orthogonal group
+            std = np.sqrt(np.clip(np.einsum("ij,jk,ik->i", q, self.covariances[s], q), 1e-12, None))
+            out[:, b] = (windows[:, b] @ q.T / std).astype(np.float32)
+        return out
 
     def batch(self, batch_size: int, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Batch number ``index`` (deterministic given the seed): context ``(Tc, B, N)``, clean targets and
@@ -173,6 +192,8 @@ class WindowSampler:
             [self.data[s][self.starts[s][rng.integers(0, self.starts[s].shape[0])] :][: self.window] for s in systems],
             axis=1,
         )  # (window, B, N)
+        if self.rotate:
+            windows = self._rotated(windows, systems, rng)
         length = self.context_length
         if len(self.context_lengths) > 1:  # one draw more only when there is a choice: fixed-length runs keep their batches
             length = int(self.context_lengths[rng.integers(0, len(self.context_lengths))])

@@ -47,6 +47,9 @@ class TrainingSettings:
         default_factory=list,
         metadata={"help": "context lengths drawn per batch (all ending where the window's context ends); empty: context_length"},
     )
+    rotate_channels: bool = _setting(
+        False, "augment: mix each window's channels by a random rotation (rescaled to unit variance)"
+    )
     sequence_length: int = _setting(100, "training-sequence points of each window")
     overlap: int = _setting(50, "points the training sequence shares with the end of the context")
     input_noise: float = _setting(0.05, "std of the Gaussian noise on the teacher signal")
@@ -145,6 +148,8 @@ class TrainingSettings:
             raise ValueError(
                 f"context_lengths must be a list of ints above the overlap ({self.overlap}), got {self.context_lengths!r}."
             )
+        if not isinstance(self.rotate_channels, bool):
+            raise ValueError(f"rotate_channels must be true or false, got {self.rotate_channels!r}.")
         if self.data not in ("dynamics", "time_series"):
             raise ValueError(f"data must be 'dynamics' or 'time_series', got {self.data!r}.")
         if self.data == "time_series" and self.overlap != 1:

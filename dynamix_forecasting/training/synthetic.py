@@ -23,6 +23,10 @@ from tqdm.auto import tqdm
 
 from ..preprocessing import embed
 
+#: Windows whose standardized values leave this bound are drawn again: a nearly constant context makes the
+#: continuation's standardized values huge, and a few such windows would dominate the squared loss.
+MAX_STANDARDIZED = 8.0
+MAX_REDRAWS = 20
 #: Season lengths (in steps) of the periodic kernels and seasonal harmonics: hourly, daily, weekly, monthly, quarterly.
 SEASONS = (4, 6, 7, 12, 24, 52)
 
@@ -186,12 +190,19 @@ class TimeSeriesSampler:
         pool = self.seasonal if positional else np.arange(self.series.shape[0])
         rows = pool[rng.integers(0, pool.size, size=batch_size)]
         length = c + self.sequence_length - 1
-        starts = rng.integers(0, self.series.shape[1] - length + 1, size=batch_size)
         windows = np.empty((length, batch_size, self.n_obs), dtype=np.float32)
-        for b, (r, s) in enumerate(zip(rows, starts, strict=True)):
-            w = self.series[r, s : s + length]
-            mean, std = w[:c].mean(), w[:c].std()
-            w = (w - mean) / (std if std > 1e-8 else 1.0)  # standardized by the context, as the pipeline does
+        for b in range(batch_size):
+            r = rows[b]
+            for _ in range(MAX_REDRAWS):
+                s = rng.integers(0, self.series.shape[1] - length + 1)
+                w = self.series[r, s : s + length]
+                mean, std = w[:c].mean(), w[:c].std()
+                w = (w - mean) / (std if std > 1e-8 else 1.0)  # standardized by the context, as the pipeline does
+                if np.abs(w).max() <= MAX_STANDARDIZED:
+                    break
+                r = pool[rng.integers(0, pool.size)]
+            else:
+                w = np.clip(w, -MAX_STANDARDIZED, MAX_STANDARDIZED)
             method = "pos_embedding" if positional else "zero_embedding"
             windows[:, b] = embed(w[:, None], self.n_obs, method, tau=int(self.periods[r]) if positional else None)
         context = torch.from_numpy(windows[:c])

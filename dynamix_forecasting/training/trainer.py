@@ -137,7 +137,7 @@ class Trainer:
             trajectories = dysts_trajectories(s.systems or published_systems(), s.n_points, s.regenerate)
         return WindowSampler(
             trajectories, s.N, s.context_length, s.sequence_length, s.overlap, s.windows_per_system, s.input_noise,
-            s.seed, s.context_lengths,
+            s.seed, s.context_lengths, s.rotate_channels,
         )  # fmt: skip
 
     def _time_series_sampler(self) -> TimeSeriesSampler:
