@@ -38,8 +38,8 @@ CONTEXTS = (512, 2000)
 HORIZON = 10_000
 
 
-def validation_trajectories(cache: str | Path, per_system: int = 1, seed: int = 1) -> dict[str, np.ndarray]:
-    """The validation regimes: one new chaotic regime per training system, seed 1, 12,000 points."""
+def validation_trajectories(cache: str | Path, per_system: int = 3, seed: int = 1) -> dict[str, np.ndarray]:
+    """The validation regimes: three draws of new chaotic regimes per training system, seed 1, 12,000 points."""
     from dynamix_forecasting.training.corpus import perturbed_regimes
 
     systems = bench_data.dysts_systems(training=True)
@@ -119,7 +119,14 @@ def main(argv: list[str] | None = None) -> None:
     print(table.to_string())
     if args.set == "held_out":
         bad = rows[rows.diverged]
-        print(json.dumps({m: sorted(f"{s}@{c}" for s, c in zip(g.system, g.context)) for m, g in bad.groupby("model")}))
+        print(
+            json.dumps(
+                {
+                    m: sorted(f"{s}@{c}" for s, c in zip(g.system, g.context, strict=True))
+                    for m, g in bad.groupby("model")
+                }
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -141,9 +141,10 @@ def test_rotated_windows_mix_channels_keep_unit_variance_and_leave_plain_batches
     torch.testing.assert_close(b[-10:], tb[:10])  # context and sequence get the same rotation
     assert not torch.allclose(a, b)
     # the mixed channels are correlated where the plain ones (three unrelated waves) are not
-    assert np.abs(np.corrcoef(b[:, 0].numpy().T)[np.triu_indices(3, 1)]).mean() > np.abs(
-        np.corrcoef(a[:, 0].numpy().T)[np.triu_indices(3, 1)]
-    ).mean()
+    assert (
+        np.abs(np.corrcoef(b[:, 0].numpy().T)[np.triu_indices(3, 1)]).mean()
+        > np.abs(np.corrcoef(a[:, 0].numpy().T)[np.triu_indices(3, 1)]).mean()
+    )
     # over many windows every rotated channel has about unit variance, as the standardized data do
     np.testing.assert_allclose(b.reshape(-1, 3).var(0).numpy(), 1.0, atol=0.25)
     np.testing.assert_allclose(a.reshape(-1, 3).var(0).numpy(), 1.0, atol=0.25)

@@ -195,7 +195,9 @@ class WindowSampler:
         if self.rotate:
             windows = self._rotated(windows, systems, rng)
         length = self.context_length
-        if len(self.context_lengths) > 1:  # one draw more only when there is a choice: fixed-length runs keep their batches
+        if (
+            len(self.context_lengths) > 1
+        ):  # one draw more only when there is a choice: fixed-length runs keep their batches
             length = int(self.context_lengths[rng.integers(0, len(self.context_lengths))])
         context = torch.from_numpy(windows[self.context_length - length : self.context_length])
         target = torch.from_numpy(windows[-self.sequence_length :])

@@ -45,7 +45,9 @@ class TrainingSettings:
     context_length: int = _setting(500, "context points of each window")
     context_lengths: list[int] = field(
         default_factory=list,
-        metadata={"help": "context lengths drawn per batch (all ending where the window's context ends); empty: context_length"},
+        metadata={
+            "help": "context lengths drawn per batch (all ending where the window's context ends); empty: context_length"
+        },
     )
     rotate_channels: bool = _setting(
         False, "augment: mix each window's channels by a random rotation (rescaled to unit variance)"
@@ -154,8 +156,7 @@ class TrainingSettings:
             raise ValueError(f"data must be 'dynamics' or 'time_series', got {self.data!r}.")
         if self.data == "time_series" and self.overlap != 1:
             raise ValueError(
-                "data='time_series' continues each context from its last point; set overlap=1 (got "
-                f"{self.overlap})."
+                f"data='time_series' continues each context from its last point; set overlap=1 (got {self.overlap})."
             )
         if self.positional_share > 1:
             raise ValueError(f"positional_share must lie in [0, 1], got {self.positional_share}.")

@@ -73,9 +73,7 @@ class Trainer:
         Training windows; built from ``settings`` when omitted.
     """
 
-    def __init__(
-        self, settings: TrainingSettings, sampler: WindowSampler | TimeSeriesSampler | None = None
-    ) -> None:
+    def __init__(self, settings: TrainingSettings, sampler: WindowSampler | TimeSeriesSampler | None = None) -> None:
         self.s = settings
         if settings.threads and settings.engine != "fast":
             torch.set_num_threads(settings.threads)
@@ -144,8 +142,13 @@ class Trainer:
         """Synthetic series (cached: generating 10,000 takes a minute or two), with the corpus's chaotic
         trajectories as the dynamical share when ``corpus_dir`` is set."""
         s = self.s
-        trajectories = list(published_corpus(s.corpus_dir, s.corpus_cache, s.n_points).values()) if s.corpus_dir else None
-        cache = Path(s.corpus_cache) / f"synthetic_{s.ts_series}x{s.ts_length}_seed{s.seed}_{'ds' if trajectories else 'nods'}.npz"
+        trajectories = (
+            list(published_corpus(s.corpus_dir, s.corpus_cache, s.n_points).values()) if s.corpus_dir else None
+        )
+        cache = (
+            Path(s.corpus_cache)
+            / f"synthetic_{s.ts_series}x{s.ts_length}_seed{s.seed}_{'ds' if trajectories else 'nods'}.npz"
+        )
         if cache.exists():
             stored = np.load(cache)
             series, periods = stored["series"], stored["periods"]
