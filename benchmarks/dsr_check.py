@@ -99,24 +99,56 @@ def summary(rows: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+def selection_table(rows: pd.DataFrame, reference: str = "dynamix-3d-alrnn-v1.0") -> pd.DataFrame:
+    """Per candidate: the medians, the declared criterion (mean over contexts and metrics of the median's
+    ratio to ``reference``), and for information the geometric mean of the per-system ratios."""
+    table = summary(rows)
+    out = []
+    ref = rows[rows.model == reference]
+    for model, g in rows.groupby("model", sort=False):
+        record: dict = {"model": Path(model).stem if model.endswith(".safetensors") else model}
+        ratios, per_system = [], []
+        for c in sorted(g.context.unique()):
+            for metric in ("D_stsp", "D_H"):
+                median = table.loc[(model, c), metric]
+                record[f"{metric} C={c}"] = median
+                ratios.append(median / table.loc[(reference, c), metric])
+                paired = g[g.context == c].merge(ref[ref.context == c], on="system", suffixes=("", "_ref"))
+                logs = np.log(paired[metric] / paired[f"{metric}_ref"])
+                per_system.append(float(np.exp(logs[np.isfinite(logs)].mean())))
+        record["criterion"] = float(np.mean(ratios))
+        record["per-system geo-mean ratio"] = float(np.mean(per_system))
+        record["diverged"] = int(g.diverged.sum())
+        out.append(record)
+    return pd.DataFrame(out).sort_values("criterion")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.dsr_check", description=__doc__.splitlines()[0])
     parser.add_argument("models", nargs="+", help="checkpoint names or paths")
     parser.add_argument("--set", choices=["validation", "held_out"], default="validation")
     parser.add_argument("--cache", default=".cache/dynamix-validation", help="cache of the validation regimes")
     parser.add_argument("--output", help="CSV of the per-system rows")
+    parser.add_argument("--append", action="store_true", help="add to the rows already in --output")
     args = parser.parse_args(argv)
     if args.set == "validation":
         trajectories = validation_trajectories(args.cache)
     else:
         trajectories = {name: bench_data.load_dysts(name) for name in bench_data.dysts_systems(training=False)}
     rows = pd.concat([check(m, trajectories, guard=args.set == "validation") for m in args.models])
+    if args.output and args.append and Path(args.output).exists():
+        old = pd.read_csv(args.output)
+        rows = pd.concat([old[~old.model.isin(rows.model.unique())], rows], ignore_index=True)
     if args.output:
         Path(args.output).parent.mkdir(parents=True, exist_ok=True)
         rows.to_csv(args.output, index=False)
     table = summary(rows)
     print(f"{args.set}: {len(trajectories)} trajectories")
     print(table.to_string())
+    if args.set == "validation" and "dynamix-3d-alrnn-v1.0" in set(rows.model):
+        from .markdown import markdown_table
+
+        print(markdown_table(selection_table(rows)))
     if args.set == "held_out":
         bad = rows[rows.diverged]
         print(

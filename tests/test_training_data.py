@@ -148,3 +148,39 @@ def test_rotated_windows_mix_channels_keep_unit_variance_and_leave_plain_batches
     # over many windows every rotated channel has about unit variance, as the standardized data do
     np.testing.assert_allclose(b.reshape(-1, 3).var(0).numpy(), 1.0, atol=0.25)
     np.testing.assert_allclose(a.reshape(-1, 3).var(0).numpy(), 1.0, atol=0.25)
+
+
+def test_time_series_validation_tasks_are_positive_seasonal_groups_held_back_from_training():
+    from benchmarks.ts_validation import HORIZON, validation_tasks
+
+    tasks = validation_tasks(n_series=40)
+    assert sum(len(h) for h, _ in tasks.values()) == 40
+    assert 1 in tasks and any(season > 1 for season in tasks)
+    for histories, targets in tasks.values():
+        assert all(t.shape == (HORIZON,) for t in targets)
+        assert all(np.min(h) > 0 and np.min(t) > 0 for h, t in zip(histories, targets, strict=True))
+    # another seed than any training run's corpus (training runs use their settings' seed, 0 here)
+    train, _ = synthetic_corpus(40, 256, seed=0, progress=False)
+    first = next(iter(tasks.values()))[0][0]
+    assert not any(np.allclose(np.diff(first[:50]), np.diff(s[:50])) for s in train)
+
+
+def test_grown_model_forecasts_as_the_original_and_its_copies_can_learn(released_model):
+    from dynamix_forecasting import DynaMixPipeline
+    from dynamix_forecasting.training.growth import grow_experts
+
+    grown = grow_experts(released_model, 20, noise=0.0).eval()
+    assert grown.config.Experts == 20 and len(grown.experts) == 20
+    rng = np.random.default_rng(0)
+    context = np.cumsum(rng.standard_normal((300, 3)) * 0.1, axis=0)
+    a = DynaMixPipeline(released_model).forecast(context, 30, noise=False)
+    b = DynaMixPipeline(grown).forecast(context, 30, noise=False)
+    np.testing.assert_allclose(b, a, atol=1e-4)  # the same mixture, summed in another order
+    # the symmetry-breaking noise makes the copies differ, so they get different gradients
+    jittered = grow_experts(released_model, 20, noise=1e-3)
+    assert not torch.equal(jittered.experts[10].W, jittered.experts[0].W)
+    torch.testing.assert_close(jittered.experts[10].W, jittered.experts[0].W, rtol=0, atol=0.05)
+    with pytest.raises(ValueError, match="multiple"):
+        grow_experts(released_model, 15)
+    with pytest.raises(ValueError, match="set init"):
+        TrainingSettings(grow_experts=20)

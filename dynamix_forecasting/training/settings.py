@@ -23,6 +23,9 @@ class TrainingSettings:
     Experts: int = _setting(10, "number of almost-linear RNN experts")
     P: int = _setting(2, "ReLU units per expert")
     init: str | None = _setting(None, "checkpoint to start from (name or path) for fine-tuning; None: from scratch")
+    grow_experts: int = _setting(
+        0, "with init: copy each expert of the initial model to reach this many experts (a multiple), same forecasts"
+    )
     freeze: str | None = _setting(None, "'experts' or 'gating' to keep those weights fixed while fine-tuning")
     # data
     data: str = _setting(
@@ -111,7 +114,7 @@ class TrainingSettings:
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"Setting {key!r} must be a positive int, got {value!r}.")
-        for key in ("P", "overlap", "eval_every", "threads", "seed", "extra_regimes"):
+        for key in ("P", "overlap", "eval_every", "threads", "seed", "extra_regimes", "grow_experts"):
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"Setting {key!r} must be a non-negative int, got {value!r}.")
@@ -160,6 +163,8 @@ class TrainingSettings:
             )
         if self.positional_share > 1:
             raise ValueError(f"positional_share must lie in [0, 1], got {self.positional_share}.")
+        if self.grow_experts and self.init is None:
+            raise ValueError("grow_experts grows the initial checkpoint; set init too.")
         if self.extra_regimes and self.corpus_dir is None:
             raise ValueError("extra_regimes perturbs the systems of corpus_dir; set corpus_dir too.")
         if self.corpus_dir is not None and (self.systems or self.trajectory_files):

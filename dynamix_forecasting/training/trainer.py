@@ -21,6 +21,7 @@ from ..pipeline import DynaMixPipeline
 from . import fast_step
 from .corpus import perturbed_regimes, published_corpus
 from .data import WindowSampler, dysts_trajectories, load_trajectory_file, published_systems
+from .growth import grow_experts
 from .settings import TrainingSettings
 from .synthetic import TimeSeriesSampler, synthetic_corpus
 
@@ -108,6 +109,8 @@ class Trainer:
         s = self.s
         if s.init:
             model = load_model(s.init)
+            if s.grow_experts:
+                model = grow_experts(model, s.grow_experts, s.seed)
             for p in model.parameters():
                 p.requires_grad_(True)
             for layer in (model.gating_network.mlp_layer1, model.gating_network.mlp_layer2):
