@@ -35,6 +35,7 @@ class TrainingSettings:
     )
     ts_series: int = _setting(10_000, "data='time_series': synthetic series generated (cached in corpus_cache)")
     ts_length: int = _setting(256, "data='time_series': points per synthetic series")
+    growth_share: float = _setting(0.0, "data='time_series': share of trend-dominated synthetic series")
     positional_share: float = _setting(0.4, "data='time_series': share of batches with the positional embedding")
     systems: list[str] = field(
         default_factory=list, metadata={"help": "dysts systems to train on; empty: the 30 of DynaMix's training corpus"}
@@ -119,7 +120,7 @@ class TrainingSettings:
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"Setting {key!r} must be a non-negative int, got {value!r}.")
         floats = {"input_noise": 0.0, "gating_noise_weight": 0.0, "weight_decay": 0.0, "lr_start": None,
-                  "lr_end": None, "grad_clip": None, "regime_spread": 0.0, "positional_share": 0.0}  # fmt: skip
+                  "lr_end": None, "grad_clip": None, "regime_spread": 0.0, "positional_share": 0.0, "growth_share": 0.0}  # fmt: skip
         for key, low in floats.items():
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
@@ -161,8 +162,9 @@ class TrainingSettings:
             raise ValueError(
                 f"data='time_series' continues each context from its last point; set overlap=1 (got {self.overlap})."
             )
-        if self.positional_share > 1:
-            raise ValueError(f"positional_share must lie in [0, 1], got {self.positional_share}.")
+        for key in ("positional_share", "growth_share"):
+            if getattr(self, key) > 1:
+                raise ValueError(f"{key} must lie in [0, 1], got {getattr(self, key)}.")
         if self.grow_experts and self.init is None:
             raise ValueError("grow_experts grows the initial checkpoint; set init too.")
         if self.extra_regimes and self.corpus_dir is None:

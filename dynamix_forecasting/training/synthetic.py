@@ -104,6 +104,23 @@ def dynamical(trajectories: list[np.ndarray], length: int, rng: np.random.Genera
     return traj[start : start + length * every : every, rng.integers(0, traj.shape[1])].astype(np.float64), None
 
 
+def growth(length: int, rng: np.random.Generator) -> tuple[np.ndarray, int | None]:
+    """Trend-dominated series, as yearly and quarterly business data are: a random walk with drift,
+    exponential or logistic growth, with multiplicative noise and sometimes a season."""
+    t = np.arange(length, dtype=np.float64) / length
+    kind = rng.integers(0, 3)
+    if kind == 0:
+        level = np.cumsum(rng.normal(rng.normal(0, 0.05), 0.03, size=length))
+    elif kind == 1:
+        level = rng.normal(0, 2.5) * t
+    else:
+        level = 2.5 / (1 + np.exp(-rng.uniform(5, 20) * (t - rng.uniform(0.2, 0.8))))
+    period = int(rng.choice(SEASONS)) if rng.random() < 0.3 else None
+    season = 0.05 * np.sin(2 * np.pi * np.arange(length) / period + rng.uniform(0, 6)) if period else 0.0
+    y = np.exp(level + season + rng.normal(0, rng.choice([0.01, 0.03, 0.08]), size=length))
+    return y, period
+
+
 def synthetic_corpus(
     n_series: int,
     length: int = 512,
@@ -111,25 +128,32 @@ def synthetic_corpus(
     trajectories: list[np.ndarray] | None = None,
     mix: tuple[float, float, float] = (0.6, 0.25, 0.15),
     progress: bool = True,
+    growth_share: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """``n_series`` synthetic series ``(n_series, length)`` and their periods (0: none known).
 
     ``mix`` gives the shares of kernel compositions, structural mixtures and dynamical systems (the last
-    only when ``trajectories`` are given; otherwise its share goes to the kernel compositions).
+    only when ``trajectories`` are given; otherwise its share goes to the kernel compositions);
+    ``growth_share`` of the series are trend-dominated instead (:func:`growth`; 0 draws exactly the
+    corpus of earlier versions).
     """
     rng = np.random.default_rng(seed)
     out = np.empty((n_series, length))
     periods = np.zeros(n_series, dtype=np.int64)
     shares = np.asarray(mix if trajectories else (mix[0] + mix[2], mix[1], 0.0), dtype=np.float64)
-    sources = rng.choice(3, size=n_series, p=shares / shares.sum())
+    if growth_share:
+        shares = np.append(shares / shares.sum() * (1 - growth_share), growth_share)
+    sources = rng.choice(shares.size, size=n_series, p=shares / shares.sum())
     for i in tqdm(range(n_series), desc="synthetic series", disable=not progress):
         if sources[i] == 0:
             y, period = kernel_synth(length, rng)
         elif sources[i] == 1:
             y, period = structural(length, rng)
-        else:
+        elif sources[i] == 2:
             assert trajectories is not None
             y, period = dynamical(trajectories, length, rng)
+        else:
+            y, period = growth(length, rng)
         out[i], periods[i] = y, period or 0
     return out, periods
 

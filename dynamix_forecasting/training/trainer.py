@@ -148,15 +148,16 @@ class Trainer:
         trajectories = (
             list(published_corpus(s.corpus_dir, s.corpus_cache, s.n_points).values()) if s.corpus_dir else None
         )
-        cache = (
-            Path(s.corpus_cache)
-            / f"synthetic_{s.ts_series}x{s.ts_length}_seed{s.seed}_{'ds' if trajectories else 'nods'}.npz"
-        )
+        growth = f"_growth{s.growth_share:g}" if s.growth_share else ""
+        kind = "ds" if trajectories else "nods"
+        cache = Path(s.corpus_cache) / f"synthetic_{s.ts_series}x{s.ts_length}_seed{s.seed}_{kind}{growth}.npz"
         if cache.exists():
             stored = np.load(cache)
             series, periods = stored["series"], stored["periods"]
         else:
-            series, periods = synthetic_corpus(s.ts_series, s.ts_length, s.seed, trajectories)
+            series, periods = synthetic_corpus(
+                s.ts_series, s.ts_length, s.seed, trajectories, growth_share=s.growth_share
+            )
             cache.parent.mkdir(parents=True, exist_ok=True)
             with atomic_path(cache) as tmp:
                 with open(tmp, "wb") as handle:
