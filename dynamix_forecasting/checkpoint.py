@@ -28,7 +28,17 @@ from .model import DynaMix
 
 HUB_REPO_ID = "DurstewitzLab/dynamix"
 DEFAULT_MODEL = "dynamix-3d-alrnn-v1.0"
-KNOWN_MODELS = ("dynamix-3d-alrnn-v1.0", "dynamix-6d-alrnn-v1.0")
+#: Checkpoints this project trained, shipped in ``weights/``: name -> the training run that made it (its
+#: ``config.json`` reproduces it) and what it is for. Model cards in ``docs/models.md``.
+PROJECT_MODELS: dict[str, dict[str, str]] = {
+    "dynamix-3d-ft-grow20": {
+        "run": "docs/training-runs/dynamix-3d-ft-grow20",
+        "summary": "the released model grown to 20 experts and fine-tuned on 118 chaotic trajectories; on the "
+        "held-out dysts systems ahead of the release at C = 2,000 and on D_H, 2 % behind on D_stsp at C = 512, "
+        "diverging on 1 of 208 held-out forecasts against the release's 5",
+    },
+}
+KNOWN_MODELS = ("dynamix-3d-alrnn-v1.0", "dynamix-6d-alrnn-v1.0", *PROJECT_MODELS)
 MODEL_DIR_ENV = "DYNAMIX_MODEL_DIR"
 #: Checkpoints shipped inside the package.
 BUNDLED_DIR = Path(__file__).resolve().parent / "weights"
