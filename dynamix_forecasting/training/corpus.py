@@ -1,4 +1,5 @@
-"""The published training corpus: 30 dysts systems plus four of them in a second parameter regime.
+"""Training corpora: the published one (30 dysts systems plus four of them in a second parameter regime) and
+new chaotic regimes of its systems (:func:`perturbed_regimes`).
 
 The paper trains on 34 trajectories of 100,000 points at 50 points per period: 30 chaotic 3-D flows of
 the dysts collection, four of them also in a second parameter regime. The second regimes are not
@@ -249,7 +250,7 @@ def perturbed_regimes(
     bar = tqdm(total=len(todo), desc="perturbed regimes", disable=not progress)
 
     def task(key: str) -> tuple[str, int, float, int, int]:
-        return key.rsplit("_s", 1)[0], seed * 1_000_003 + hash_key(key), spread, n_points, todo[key]
+        return key.rsplit("_s", 1)[0], seed * 1_000_003 + _stable_hash(key), spread, n_points, todo[key]
 
     with ProcessPoolExecutor(max_workers=workers) as pool:
         running = {pool.submit(_perturbed_trajectory, task(key)): key for key in todo}
@@ -274,7 +275,7 @@ def perturbed_regimes(
     return out
 
 
-def hash_key(key: str) -> int:
+def _stable_hash(key: str) -> int:
     """A stable small integer of a string (Python's ``hash`` changes between runs)."""
     import zlib
 

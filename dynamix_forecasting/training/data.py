@@ -112,8 +112,9 @@ class WindowSampler:
     seed : int
         Seed of the window positions and of every batch.
     context_lengths : sequence of int, optional
-        Context lengths to draw from, one per batch (uniformly); every context ends where it would end at
-        ``context_length``. Default: ``context_length`` only.
+        Context lengths to draw from, one per batch (uniformly); every context ends at the same point, the
+        training sequence's overlap with it unchanged (``context_length`` is then ignored). Default:
+        ``context_length`` only.
     rotate : bool, default False
         Augmentation: mix each window's channels by a random rotation, then rescale each mixed channel to
         the trajectory's unit variance, so the model sees every attractor in many orientations.
@@ -195,9 +196,8 @@ class WindowSampler:
         if self.rotate:
             windows = self._rotated(windows, systems, rng)
         length = self.context_length
-        if (
-            len(self.context_lengths) > 1
-        ):  # one draw more only when there is a choice: fixed-length runs keep their batches
+        # one draw more only when there is a choice, so fixed-length runs keep their batches
+        if len(self.context_lengths) > 1:
             length = int(self.context_lengths[rng.integers(0, len(self.context_lengths))])
         context = torch.from_numpy(windows[self.context_length - length : self.context_length])
         target = torch.from_numpy(windows[-self.sequence_length :])
