@@ -166,7 +166,7 @@ class WindowSampler:
         if not self.data:
             raise ValueError("No training trajectories.")
         self.rotate = rotate
-        self.covariances = [np.cov(d.T.astype(np.float64)).reshape(n_obs, n_obs) for d in self.data]
+        self.covariances = [np.cov(d.T.astype(np.float64)).reshape(n_obs, n_obs) for d in self.data] if rotate else []
         rng = np.random.default_rng(seed)
         self.starts = [rng.integers(0, d.shape[0] - self.window + 1, size=windows_per_system) for d in self.data]
         self.seed = seed
