@@ -72,8 +72,12 @@ def check(
             context, truth = trajectory[:c], trajectory[c : c + horizon]
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                free = pipeline.forecast(context, truth.shape[0], seed=0)
-                guarded = pipeline.forecast(context, truth.shape[0], seed=0, divergence_guard=BOUND) if guard else free
+                free = pipeline.forecast(context, truth.shape[0], mode="dynamics", seed=0)
+                guarded = (
+                    pipeline.forecast(context, truth.shape[0], mode="dynamics", seed=0, divergence_guard=BOUND)
+                    if guard
+                    else free
+                )
                 finite = bool(np.isfinite(guarded).all())
                 rows.append(
                     dict(

@@ -96,6 +96,7 @@ class DynaMixBenchModel(BenchModel):
             paths = self.pipeline.sample_paths(
                 contexts,
                 horizon,
+                mode="dynamics",
                 num_samples=self.num_samples,
                 seed=self.seed,
                 divergence_guard=10.0,
@@ -107,7 +108,7 @@ class DynaMixBenchModel(BenchModel):
     def forecast_dsr(self, context, horizon):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return self.pipeline.forecast(context, horizon, seed=self.seed, divergence_guard=10.0)
+            return self.pipeline.forecast(context, horizon, mode="dynamics", seed=self.seed, divergence_guard=10.0)
 
 
 class DynaMixTimeSeries(BenchModel):
@@ -135,8 +136,8 @@ class DynaMixTimeSeries(BenchModel):
             mode="time_series",
             season_length=seasonality,
             seed=self.seed,
-        )  # (Q, H, S, 1), (H, S, 1)
-        return point[..., 0].T, quantiles[..., 0].transpose(0, 2, 1)
+        )  # (H, S, 1, Q), (H, S, 1)
+        return point[..., 0].T, quantiles[:, :, 0, :].transpose(2, 1, 0)
 
 
 class Naive2(BenchModel):

@@ -2,11 +2,14 @@
 
 from .checkpoint import DEFAULT_MODEL, KNOWN_MODELS, CheckpointNotFoundError, load_model, save_model
 from .config import DynaMixConfig
+from .engine import DivergenceWarning
 from .metrics import geometrical_misalignment, mase, temporal_misalignment
 from .model import DynaMix
-from .pipeline import DivergenceWarning, DynaMixPipeline, quantiles
+from .options import ForecastOptions
+from .output import quantiles
+from .pipeline import DynaMixPipeline
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -16,6 +19,7 @@ __all__ = [
     "DynaMix",
     "DynaMixConfig",
     "DynaMixPipeline",
+    "ForecastOptions",
     "geometrical_misalignment",
     "load_model",
     "mase",

@@ -1,4 +1,5 @@
-"""Checks of the plain parameters the sktime and darts adapters share."""
+"""What the sktime and darts adapters share: checks of their plain parameters, their ForecastOptions, and the
+season of an index frequency."""
 
 from __future__ import annotations
 
@@ -10,42 +11,24 @@ from typing import Any
 import numpy as np
 
 from .config import DynaMixConfig
-from .inputs import positive_int
-from .preprocessing import EMBEDDINGS
+from .options import ForecastOptions
 
 
-def check_adapter_parameters(
-    model: Any,
-    preprocessing_method: str,
-    context_length: int | None,
-    random_state: Any,
-    num_samples: int | None = None,
-) -> None:
-    """Raise a clear error for an invalid adapter parameter.
+def check_adapter_parameters(model: Any, random_state: Any) -> None:
+    """Raise a clear error for an invalid ``model`` or ``random_state`` (the forecast options are checked by
+    :class:`~dynamix_forecasting.options.ForecastOptions`).
 
     Parameters
     ----------
     model : str, path or dict
         A model name, a checkpoint path or an architecture dict.
-    preprocessing_method : str
-        One of the pipeline's embeddings.
-    context_length : int or None
-        Positive int, or None for the whole series.
     random_state : int, numpy RandomState or None
         Seed of the noise.
-    num_samples : int, optional
-        Ensemble size, where the adapter has one.
     """
     if not isinstance(model, str | os.PathLike | Mapping | DynaMixConfig):
         raise TypeError(
             f"model must be a model name, a checkpoint path or a config (dict or DynaMixConfig), got {type(model).__name__}."
         )
-    if preprocessing_method not in EMBEDDINGS:
-        raise ValueError(f"Unknown preprocessing_method {preprocessing_method!r}; choose one of {EMBEDDINGS}.")
-    if context_length is not None:
-        positive_int("context_length", context_length)
-    if num_samples is not None:
-        positive_int("num_samples", num_samples)
     if isinstance(random_state, np.random.RandomState):
         return
     if random_state is not None and (
@@ -56,7 +39,6 @@ def check_adapter_parameters(
         raise ValueError(f"random_state must be a non-negative int or None, got {random_state}.")
 
 
-MODES = ("time_series", "dynamics")
 # Seasons by pandas frequency prefix (the conventions of statsforecast, sktime and the M competitions).
 _SEASONS = {"h": 24, "D": 7, "B": 5, "W": 52, "M": 12, "Q": 4, "Y": 1, "A": 1}
 
@@ -92,15 +74,21 @@ def season_length_from_freq(freq: Any) -> int:
     return base // n if base and base % n == 0 else 1
 
 
-def check_mode(mode: Any) -> str:
-    """``"time_series"`` (the default of both adapters) or ``"dynamics"`` (the published pipeline)."""
-    if mode not in MODES:
-        raise ValueError(f"Unknown mode {mode!r}; choose 'time_series' (ordinary series) or 'dynamics' (published).")
-    return str(mode)
-
-
-def seed_from(random_state: Any) -> int | None:
-    """An int seed from ``None``, an int or a :class:`numpy.random.RandomState` (one draw from it)."""
+def seed_from(random_state: Any) -> int:
+    """An int seed from an int or a :class:`numpy.random.RandomState` (one draw from it); ``None`` is seed 0,
+    the default seed of every entry point (forecasts are reproducible unless asked otherwise)."""
     if isinstance(random_state, np.random.RandomState):
         return int(random_state.randint(0, 2**31 - 1))
-    return None if random_state is None else int(random_state)
+    return 0 if random_state is None else int(random_state)
+
+
+def index_seasons(season_length: Any, options: ForecastOptions, freqs: list[Any]) -> Any:
+    """The ``season_length`` option of an adapter's call: the one given, else (time-series mode) the usual
+    season of each series' index frequency where it names one (hourly 24, monthly 12, ...), else None: the
+    time-series mode then estimates the season from each history, and the dynamics mode guesses its period."""
+    if season_length is not None:
+        return season_length
+    if options.mode != "time_series":
+        return None
+    seasons = [season_length_from_freq(f) for f in freqs]
+    return None if any(s <= 1 for s in seasons) else tuple(seasons)

@@ -18,7 +18,8 @@ import numpy as np
 import pandas as pd
 
 from .checkpoint import DEFAULT_MODEL
-from .preprocessing import EMBEDDINGS
+from .csv_io import read_csv_channels
+from .options import EMBEDDINGS, MODES, ForecastOptions
 
 #: Limits of what the page accepts: a local app, but a file picked by mistake must not freeze it.
 MAX_FILE_BYTES = 20_000_000
@@ -53,8 +54,6 @@ def read_upload(path: str | os.PathLike[str]) -> pd.DataFrame:
         raise ValueError(f"The file is {size / 1e6:.1f} MB; the app takes files up to {MAX_FILE_BYTES / 1e6:.0f} MB.")
     if size == 0:
         raise ValueError("The file is empty. Upload a CSV with one numeric column per channel.")
-    from .cli import read_csv_channels
-
     try:
         frame, _ = read_csv_channels(path, None)
     except ValueError as exc:
@@ -96,14 +95,18 @@ def _int_option(name: str, value: Any, low: int, high: int) -> int:
     return int(number)
 
 
+#: The embedding choice that leaves the option unset (the dynamics mode then uses pos_embedding).
+DEFAULT_EMBEDDING = "default"
+
+
 def run_forecast(
     upload: str | None,
     example: str | None,
     horizon: Any = 500,
-    embedding: str = "pos_embedding",
+    embedding: str = DEFAULT_EMBEDDING,
     season_length: Any = 0,
     samples: Any = 20,
-    mode: str = "dynamics",
+    mode: str = "auto",
     seed: Any = 0,
     model: str = DEFAULT_MODEL,
     progress: bool = False,
@@ -117,13 +120,12 @@ def run_forecast(
     example : str or None
         One of :data:`EXAMPLES`.
     horizon, samples, season_length, seed
-        Steps to forecast, sample paths (dynamics mode), the embedding period (0: estimated from the data),
-        the seed.
+        Steps to forecast, sample paths, the season length (0: estimated from the data), the seed.
     embedding : str
-        The pipeline's ``preprocessing_method``.
+        The dynamics mode's ``preprocessing_method``, or ``"default"`` (not set).
     mode : str
-        ``"dynamics"`` (the published pipeline) or ``"time_series"`` (seasonal adjustment, calibrated
-        quantiles).
+        ``"auto"`` (as everywhere: one channel as a time series, several as a dynamical system),
+        ``"dynamics"`` (the published pipeline) or ``"time_series"`` (seasonal adjustment, calibrated quantiles).
 
     Returns
     -------
@@ -139,8 +141,8 @@ def run_forecast(
 def _run(upload, example, horizon, embedding, season_length, samples, mode, seed, model, progress) -> AppResult:
     import warnings
 
+    from .engine import DivergenceWarning
     from .model_cache import cached_pipeline
-    from .pipeline import DivergenceWarning
 
     if upload:
         frame, source = read_upload(upload), Path(str(upload)).name
@@ -152,48 +154,36 @@ def _run(upload, example, horizon, embedding, season_length, samples, mode, seed
     samples = _int_option("Samples", samples, 1, MAX_SAMPLES)
     season = _int_option("Season length", season_length, 0, max(0, len(frame) // 2))
     seed = _int_option("Seed", seed, 0, 2**31 - 1)
-    if mode not in ("dynamics", "time_series"):
-        raise ValueError(f"Mode must be 'dynamics' or 'time_series', got {mode!r}.")
-    if embedding not in EMBEDDINGS:
-        raise ValueError(f"Embedding must be one of {list(EMBEDDINGS)}, got {embedding!r}.")
-    if season and embedding != "pos_embedding" and mode == "dynamics":
-        raise ValueError("A season length sets the period of the positional embedding; pick pos_embedding or 0.")
+    if mode not in MODES:
+        raise ValueError(f"Mode must be one of {list(MODES)}, got {mode!r}.")
+    if embedding != DEFAULT_EMBEDDING and embedding not in EMBEDDINGS:
+        raise ValueError(f"Embedding must be one of {[DEFAULT_EMBEDDING, *EMBEDDINGS]}, got {embedding!r}.")
+    options = ForecastOptions(
+        mode=mode,
+        preprocessing_method=None if embedding == DEFAULT_EMBEDDING else embedding,
+        season_length=season or None,
+        num_samples=samples,
+        seed=seed,
+        divergence_guard=10.0,
+        progress=progress,
+    ).resolve(frame.shape[1])
     pipeline = cached_pipeline(model)
     values = frame.to_numpy(dtype=np.float64)
     notes: list[str] = []
+    weights, first_path = None, None
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        if mode == "time_series":
-            levels = list(QUANTILES)
-            quantiles, point = pipeline.predict_quantiles(
-                values, horizon, levels, mode="time_series", season_length=season or None, progress=progress
-            )
-            weights = None
-            first_path = None
-        else:
-            options: dict[str, Any] = dict(
-                preprocessing_method=embedding,
-                season_length=season or None,
-                seed=seed,
-                divergence_guard=10.0,
-                progress=progress,
-            )
-            if values.shape[1] > pipeline.model.N:
-                paths = pipeline.sample_paths(values, horizon, num_samples=samples, **options)[:, :, 0]
-                weights = None
-                notes.append("More channels than the model observes: each channel was forecast on its own.")
-            else:
-                drawn, weights = pipeline.expert_weights(
-                    values, horizon, num_samples=samples, return_forecast=True, **options
-                )
-                paths = np.asarray(drawn).reshape(samples, horizon, -1)
-                weights = weights if samples == 1 else weights[0]  # the first path's composition
-            point = np.median(paths, axis=0)
-            quantiles = np.quantile(paths, QUANTILES, axis=0)
-            first_path = paths[0]  # a trajectory (the median of chaotic paths is not one) for the 3-D view
+        quantiles, point = pipeline.predict_quantiles(values, horizon, QUANTILES, options)
+        if options.mode == "dynamics" and values.shape[1] > pipeline.model.N:
+            notes.append("More channels than the model observes: each channel was forecast on its own.")
+        elif options.mode == "dynamics":
+            # The same rollout as the quantiles (same options and seed): its first path and that path's composition.
+            drawn, weights = pipeline.expert_weights(values, horizon, options, return_forecast=True)
+            first_path = np.asarray(drawn).reshape(samples, horizon, -1)[0]  # the median of chaotic paths is not one
+            weights = weights if samples == 1 else weights[0]
     notes += [str(w.message).split(". ")[0] + "." for w in caught if issubclass(w.category, DivergenceWarning)]
     point = np.asarray(point).reshape(horizon, -1)
-    quantiles = np.asarray(quantiles).reshape(len(QUANTILES), horizon, -1)
+    quantiles = np.moveaxis(np.asarray(quantiles).reshape(horizon, -1, len(QUANTILES)), -1, 0)  # (Q, H, F)
     table = pd.DataFrame(point, columns=list(frame.columns))
     table.index = pd.RangeIndex(len(frame), len(frame) + horizon, name="step")
     for q, band in zip(QUANTILES, quantiles, strict=True):
@@ -206,7 +196,7 @@ def _run(upload, example, horizon, embedding, season_length, samples, mode, seed
     figures = _figures(values, point, quantiles, path, weights, list(frame.columns))
     message = (
         f"Forecast of **{source}** ({len(frame)} points, {frame.shape[1]} channel(s)), {horizon} steps, mode "
-        f"`{mode}`" + (f", {samples} sample paths" if mode == "dynamics" else "") + "."
+        f"`{options.mode}`" + (f", {samples} sample paths" if options.mode == "dynamics" else "") + "."
     )
     if notes:
         message += "\n\n" + "\n".join(f"- {n}" for n in notes)
@@ -278,12 +268,14 @@ def build_app(model: str = DEFAULT_MODEL):
                 upload = gr.File(label="CSV file", file_types=[".csv"], type="filepath", elem_id="upload")
                 example = gr.Dropdown(list(EXAMPLES), value=EXAMPLES[0], label="or an example", elem_id="example")
                 horizon = gr.Number(value=500, precision=0, label="Horizon (steps)", elem_id="horizon")
-                mode = gr.Radio(["dynamics", "time_series"], value="dynamics", label="Mode")
+                mode = gr.Radio(list(MODES), value="auto", label="Mode (auto: 1 column time series, more dynamics)")
                 embedding = gr.Dropdown(
-                    list(EMBEDDINGS), value="pos_embedding", label="Embedding (fewer channels than 3)"
+                    [DEFAULT_EMBEDDING, *EMBEDDINGS],
+                    value=DEFAULT_EMBEDDING,
+                    label="Embedding (dynamics mode, fewer channels than 3)",
                 )
                 season = gr.Number(value=0, precision=0, label="Season length (0: estimated)")
-                samples = gr.Number(value=20, precision=0, label="Sample paths (dynamics mode)")
+                samples = gr.Number(value=20, precision=0, label="Sample paths")
                 seed = gr.Number(value=0, precision=0, label="Seed")
                 button = gr.Button("Forecast", variant="primary", elem_id="forecast-button")
             with gr.Column(scale=2):

@@ -149,6 +149,8 @@ def _read_config(config_path: Path) -> DynaMixConfig:
         data = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ValueError(f"{config_path} is not valid JSON: {exc}") from exc
+    except RecursionError:
+        raise ValueError(f"{config_path} nests too deeply to be a DynaMix config file.") from None
     try:
         return DynaMixConfig.from_dict(data, require=REQUIRED_KEYS)
     except (TypeError, ValueError) as exc:
@@ -243,10 +245,20 @@ def load_model(
             f"name_or_path is empty; pass a model name (default {DEFAULT_MODEL!r}, known: {', '.join(KNOWN_MODELS)}) "
             "or the path of a checkpoint."
         )
+    if len(text) > MAX_NAME_LENGTH:
+        raise ValueError(
+            f"name_or_path is {len(text)} characters long; a model name or path has at most {MAX_NAME_LENGTH}. "
+            f"Pass a model name (known: {', '.join(KNOWN_MODELS)}) or the path of a checkpoint."
+        )
+    target = check_device(device)
     path = Path(text).expanduser()
     looked: list[str] = []
     model: DynaMix | None = None
-    if path.suffix == ".bson" or (path.exists() and path.suffix in (".safetensors", ".bson", "")):
+    try:
+        exists = path.exists()
+    except OSError as exc:  # e.g. a path component longer than the file system allows
+        raise ValueError(f"name_or_path {text[:80]!r} is not a usable path ({exc.strerror}).") from None
+    if path.suffix == ".bson" or (exists and path.suffix in (".safetensors", ".bson", "")):
         if not path.exists():
             raise CheckpointNotFoundError(f"Julia checkpoint {path} does not exist.")
         if path.suffix == ".bson":
@@ -293,7 +305,36 @@ def load_model(
                     f"and set {MODEL_DIR_ENV} to it (export {MODEL_DIR_ENV}=/path/to/folder), "
                     "or pass the path of the .safetensors file."
                 ) from exc
-    return model.to(device)
+    return model.to(target)
+
+
+#: Longest model name or path :func:`load_model` accepts (file systems allow 4,096 bytes).
+MAX_NAME_LENGTH = 4096
+
+
+def check_device(device: str | torch.device) -> torch.device:
+    """``device`` as a :class:`torch.device` that this machine has; a clear error otherwise."""
+    if not isinstance(device, str | torch.device):
+        raise TypeError(f"device must be a string such as 'cpu' or 'cuda', got {type(device).__name__}.")
+    try:
+        target = torch.device(device)
+    except (RuntimeError, ValueError) as exc:
+        raise ValueError(f"Unknown device {device!r} ({exc}); use 'cpu', 'cuda' or 'cuda:N'.") from None
+    if target.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(
+                f"device={str(device)!r}, but torch sees no CUDA device here (torch.cuda.is_available() is False); "
+                "use device='cpu', or install a CUDA build of torch on a machine with a GPU."
+            )
+        if target.index is not None and target.index >= torch.cuda.device_count():
+            raise ValueError(
+                f"device={str(device)!r}, but this machine has {torch.cuda.device_count()} CUDA device(s)."
+            )
+    elif target.type not in ("cpu", "mps", "meta"):
+        raise ValueError(f"device={str(device)!r} is not supported; use 'cpu' or 'cuda'.")
+    if target.type == "meta":
+        raise ValueError("device='meta' holds no values; load the model on 'cpu' or 'cuda'.")
+    return target
 
 
 def save_model(model: DynaMix, directory: str | os.PathLike[str], name: str) -> tuple[Path, Path]:

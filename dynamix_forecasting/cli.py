@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -14,76 +13,16 @@ import numpy as np
 import pandas as pd
 
 from .checkpoint import DEFAULT_MODEL
-from .preprocessing import EMBEDDINGS
+from .csv_io import read_csv_channels
+from .options import EMBEDDINGS, MODES, ForecastOptions
 
+MODE_HELP = (
+    "auto (default): a one-column CSV as a time series, several columns (or a dynamics-only flag) as a "
+    "dynamical system; time_series; dynamics (the published pipeline)"
+)
+EMBED_HELP = "dynamics mode: embedding for fewer channels than the model's N (default: pos_embedding)"
 # Forecasts with more (series x steps) than this show a progress bar.
 PROGRESS_FROM = 20_000
-
-
-def read_csv_channels(path: Path, time_column: str | None) -> tuple[pd.DataFrame, pd.Index | None]:
-    """The numeric columns of a CSV (channels) and its time index, checked and sorted oldest first; used by the
-    ``forecast`` and ``explain`` commands and the app. Bad files raise ValueError naming the problem."""
-    try:
-        frame = pd.read_csv(path)
-    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise ValueError(f"cannot read {path}: {exc}") from exc
-    times = None
-    if time_column is not None:
-        if time_column not in frame.columns:
-            raise ValueError(f"--time-column {time_column!r} is not a column of {path} ({list(frame.columns)}).")
-        times = frame.pop(time_column)
-    elif len(frame.columns) and not pd.api.types.is_numeric_dtype(frame[frame.columns[0]]):
-        times = frame.pop(frame.columns[0])  # a leading non-numeric column is the time axis
-    bad = [c for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])]
-    if bad:
-        raise ValueError(f"columns {bad} of {path} are not numeric; pass --time-column for a time column.")
-    if frame.empty:
-        raise ValueError(f"{path} has no numeric data columns.")
-    index = None
-    if times is not None:
-        index = _time_index(times, path)
-        if index.has_duplicates:
-            raise ValueError(
-                f"the time column of {path} has duplicated time stamps (first: {index[index.duplicated()][0]})."
-            )
-        if (
-            isinstance(index, pd.DatetimeIndex) or pd.api.types.is_numeric_dtype(index)
-        ) and not index.is_monotonic_increasing:
-            # A newest-first export (or a shuffled one): the model reads rows oldest first.
-            order = np.argsort(index.to_numpy(), kind="stable")
-            frame, index = frame.iloc[order].reset_index(drop=True), index[order]
-            print(f"note: sorted the rows of {path} by time (oldest first)", file=sys.stderr)
-        _warn_uneven(index, path)
-    return frame, index
-
-
-def _time_index(times: pd.Series, path: Path) -> pd.Index:
-    """The time column as a DatetimeIndex (time stamps with offsets compared in UTC), a numeric index, or labels."""
-    if pd.api.types.is_numeric_dtype(times):
-        return pd.Index(times)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # pandas warns when it has to guess the date format
-        parsed = pd.to_datetime(times, errors="coerce", utc=_has_offsets(times))
-    if parsed.isna().any():
-        return pd.Index(times)  # not dates: labels in row order
-    return pd.DatetimeIndex(parsed)
-
-
-def _has_offsets(times: pd.Series) -> bool:
-    text = times.astype(str)
-    return bool(text.str.contains(r"(?:Z|[+-]\d\d:?\d\d)$", regex=True).any())
-
-
-def _warn_uneven(index: pd.Index, path: Path) -> None:
-    if len(index) < 3 or not (isinstance(index, pd.DatetimeIndex) or pd.api.types.is_numeric_dtype(index)):
-        return
-    steps = pd.Series(index[1:] - index[:-1])
-    if steps.min() != steps.max() and (not isinstance(index, pd.DatetimeIndex) or pd.infer_freq(index) is None):
-        print(
-            f"warning: the time stamps of {path} are unevenly spaced (steps from {steps.min()} to {steps.max()}); "
-            "DynaMix treats the rows as equally spaced. Resample to a regular grid first.",
-            file=sys.stderr,
-        )
 
 
 def _future_index(index: pd.Index | None, horizon: int, length: int) -> pd.Index:
@@ -97,15 +36,31 @@ def _future_index(index: pd.Index | None, horizon: int, length: int) -> pd.Index
     return pd.RangeIndex(length, length + horizon)
 
 
-def _forecast_frame(columns, index, samples: np.ndarray, quantile_levels: list[float]) -> pd.DataFrame:
-    if samples.ndim == 2:
-        return pd.DataFrame(samples, columns=columns, index=index)
-    out = pd.DataFrame(np.median(samples, axis=0), columns=columns, index=index)
-    levels = np.quantile(samples, quantile_levels, axis=0)
-    for q, values in zip(quantile_levels, levels, strict=True):
-        for k, col in enumerate(columns):
-            out[f"{col}_q{q:g}"] = values[:, k]
+LEVELS = (0.1, 0.5, 0.9)
+
+
+def _forecast_table(columns, index, point: np.ndarray, quantiles: np.ndarray | None) -> pd.DataFrame:
+    """The point forecast ``(H, F)`` and, when given, ``(H, F, Q)`` quantiles as ``<channel>_q<level>`` columns."""
+    out = pd.DataFrame(point, columns=columns, index=index)
+    if quantiles is not None:
+        for j, q in enumerate(LEVELS):
+            for k, col in enumerate(columns):
+                out[f"{col}_q{q:g}"] = quantiles[:, k, j]
     return out
+
+
+def _options(args: argparse.Namespace) -> ForecastOptions:
+    """The forecast options of ``dynamix forecast``/``explain``: a flag left out is an option not set (so
+    ``--mode auto`` decides as everywhere else)."""
+    return ForecastOptions(
+        mode=getattr(args, "mode", "dynamics"),  # explain has no --mode: expert weights are of the dynamics mode
+        preprocessing_method=args.preprocessing,
+        standardize=False if getattr(args, "no_standardize", False) else None,
+        fit_nonstationary=True if getattr(args, "nonstationary", False) else None,
+        seed=args.seed,
+        noise=False if args.no_noise else None,
+        divergence_guard=args.divergence_guard,
+    )
 
 
 def _cmd_forecast(args: argparse.Namespace) -> int:
@@ -113,24 +68,20 @@ def _cmd_forecast(args: argparse.Namespace) -> int:
 
     for target in (args.output, args.plot):
         _check_writable(target)
+    options = _options(args)
     frame, index = read_csv_channels(Path(args.input), args.time_column)
     pipeline = DynaMixPipeline.from_pretrained(args.model)
-    samples = pipeline.sample_paths(
-        frame.to_numpy(dtype=np.float64),
-        args.horizon,
-        preprocessing_method=args.preprocessing,
-        standardize=not args.no_standardize,
-        fit_nonstationary=args.nonstationary,
-        num_samples=args.samples,
-        seed=args.seed,
-        noise=not args.no_noise,
-        divergence_guard=args.divergence_guard,
-        progress=args.horizon * args.samples >= PROGRESS_FROM,
-    )[:, :, 0]  # (samples, horizon, channels)
-    if args.samples == 1:
-        samples = samples[0]
+    values = frame.to_numpy(dtype=np.float64)
+    options = options.replace(num_samples=args.samples, progress=args.horizon * args.samples >= PROGRESS_FROM)
+    quantiles = None
+    if args.samples > 1:
+        q, point = pipeline.predict_quantiles(values, args.horizon, LEVELS, options)
+        quantiles = np.asarray(q)
+    else:
+        point = pipeline.forecast(values, args.horizon, options)
+    point = np.asarray(point).reshape(args.horizon, -1)
     future = _future_index(index, args.horizon, len(frame))
-    result = _forecast_frame(list(frame.columns), future, samples, [0.1, 0.5, 0.9])
+    result = _forecast_table(list(frame.columns), future, point, quantiles)
     result.index.name = index.name if index is not None and index.name else "time"
     if args.output:
         result.to_csv(args.output)
@@ -138,7 +89,8 @@ def _cmd_forecast(args: argparse.Namespace) -> int:
     else:
         result.to_csv(sys.stdout)
     if args.plot:
-        _save_plot(frame.to_numpy(), samples, None, args.plot, list(frame.columns))
+        samples = pipeline.sample_paths(values, args.horizon, options)[:, :, 0]
+        _save_plot(frame.to_numpy(), samples if args.samples > 1 else samples[0], None, args.plot, list(frame.columns))
     return 0
 
 
@@ -203,11 +155,7 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     forecast, weights = pipeline.expert_weights(
         frame.to_numpy(dtype=np.float64),
         args.horizon,
-        preprocessing_method=args.preprocessing,
-        seed=args.seed,
-        noise=not args.no_noise,
-        divergence_guard=args.divergence_guard,
-        progress=args.horizon >= PROGRESS_FROM,
+        _options(args).replace(progress=args.horizon >= PROGRESS_FROM),
         return_forecast=True,
     )
     forecast = np.asarray(forecast).reshape(args.horizon, -1)
@@ -279,11 +227,12 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     frame = pd.DataFrame(context, columns=["x", "y", "z"])
     frame.to_csv(out / "lorenz63_context.csv", index_label="time")
     pipeline = DynaMixPipeline.from_pretrained(args.model)
-    samples = pipeline.sample_paths(context, args.horizon, num_samples=args.samples, seed=args.seed, progress=True)
-    samples = samples[:, :, 0]  # (samples, horizon, 3)
+    options = ForecastOptions(mode="dynamics", num_samples=args.samples, seed=args.seed, progress=True)
+    samples = pipeline.sample_paths(context, args.horizon, options)[:, :, 0]  # (samples, horizon, 3)
     median = np.median(samples, axis=0)
-    result = _forecast_frame(
-        ["x", "y", "z"], pd.RangeIndex(args.context, args.context + args.horizon), samples, [0.1, 0.5, 0.9]
+    quantiles = np.moveaxis(np.quantile(samples, LEVELS, axis=0), 0, -1) if args.samples > 1 else None
+    result = _forecast_table(
+        ["x", "y", "z"], pd.RangeIndex(args.context, args.context + args.horizon), median, quantiles
     )
     result.to_csv(out / "lorenz63_forecast.csv", index_label="time")
     _save_plot(context, samples[:, :300], truth[:300], str(out / "lorenz63_forecast.png"), ["x", "y", "z"])
@@ -311,12 +260,13 @@ def build_parser() -> argparse.ArgumentParser:
     fc.add_argument("input", help="CSV file; numeric columns are channels, an optional leading/--time-column is time")
     fc.add_argument("--horizon", type=int, required=True, help="number of steps to forecast")
     fc.add_argument("--model", default=DEFAULT_MODEL, help="model name or path (default: %(default)s)")
+    fc.add_argument("--mode", default="auto", choices=MODES, help=MODE_HELP)
     fc.add_argument("--samples", type=int, default=1, help="sample paths; >1 adds q0.1/q0.5/q0.9 columns")
-    fc.add_argument("--seed", type=int, default=None, help="seed for reproducible noise")
+    fc.add_argument("--seed", type=int, default=0, help="seed of the noise and draws (default: %(default)s)")
     fc.add_argument("--output", help="output CSV (default: stdout)")
     fc.add_argument("--plot", help="PNG of context, forecast and band (plus an attractor plot for >=2 channels)")
     fc.add_argument("--time-column", help="name of the time column")
-    fc.add_argument("--preprocessing", default="pos_embedding", choices=EMBEDDINGS, help="embedding for < N channels")
+    fc.add_argument("--preprocessing", choices=EMBEDDINGS, help=EMBED_HELP)
     fc.add_argument("--nonstationary", action="store_true", help="Box-Cox + power-law detrending (trending series)")
     fc.add_argument("--no-standardize", action="store_true", help="do not standardize the channels")
     fc.add_argument("--no-noise", action="store_true", help="deterministic forecast (gating noise off)")
@@ -331,7 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--output", help="CSV of the forecast and the expert weights per step (default: stdout)")
     ex.add_argument("--plot", help="PNG of the forecast with its stacked expert weights underneath")
     ex.add_argument("--time-column", help="name of the time column")
-    ex.add_argument("--preprocessing", default="pos_embedding", choices=EMBEDDINGS, help="embedding for < N channels")
+    ex.add_argument("--preprocessing", choices=EMBEDDINGS, help=EMBED_HELP)
     ex.add_argument("--no-noise", action="store_true", help="deterministic forecast (gating noise off)")
     ex.add_argument("--divergence-guard", type=float, default=None, help="bound the latent state at this multiple")
     ex.set_defaults(func=_cmd_explain)

@@ -25,11 +25,11 @@ try:  # the one private darts helper used: which windows historical_forecasts as
 except ImportError:  # pragma: no cover - a darts release that moved it: darts' own per-window loop is used
     _create_dataset_bounds = None
 
-from .adapter_parameters import check_adapter_parameters, check_mode, season_length_from_freq
+from .adapter_parameters import check_adapter_parameters, index_seasons, seed_from
 from .checkpoint import DEFAULT_MODEL
-from .inputs import positive_int
 from .model_cache import ModelSpec, cached_pipeline
-from .pipeline import TS_MIN_HISTORY, DynaMixPipeline
+from .options import DEFAULT_QUANTILE_SAMPLES, ForecastOptions, positive_int
+from .pipeline import DynaMixPipeline
 
 __all__ = ["DynaMixModel"]
 
@@ -59,7 +59,10 @@ class DynaMixModel(GlobalForecastingModel):
 
     ``fit(series)`` checks the series and loads the model; nothing is trained. ``predict(n)`` rolls the
     model out ``n`` steps from the end of each series (any ``n``, multivariate series, one or many
-    series). ``predict(n)`` is deterministic: the time-series mode's point forecast, or in the dynamics
+    series). The options are those of :class:`~dynamix_forecasting.options.ForecastOptions`, with the
+    same defaults and meaning as everywhere in the package: ``mode="auto"`` forecasts a univariate series
+    with the time-series mode and a multivariate one (or any dynamics-mode option) with the published
+    pipeline. ``predict(n)`` is deterministic: the time-series mode's point forecast, or in the dynamics
     mode the median of ``num_point_samples`` sample paths (as darts' foundation models and sktime's
     adapter do). With ``num_samples > 1`` the result holds samples: calibrated draws (time series) or
     real DynaMix sample paths (dynamics: whole trajectories with independent gating noise).
@@ -70,26 +73,28 @@ class DynaMixModel(GlobalForecastingModel):
         Released model name (looked up in ``$DYNAMIX_MODEL_DIR``, then the Hugging Face hub), a
         checkpoint path, or an architecture dict (e.g. ``{"M": 8, "N": 3, "Experts": 2, "P": 1}``) for
         a seeded randomly initialised model.
-    mode : str, default "time_series"
-        ``"time_series"``: the engine's time-series mode (seasonal adjustment with the season from the
-        series' frequency or ``season_length``, candidates weighted on rolling origins inside the
-        history, calibrated samples). ``"dynamics"``: the published pipeline (the embedding options below).
+    mode : str, default "auto"
+        ``"auto"``, ``"time_series"`` (seasonal adjustment with the season from ``season_length``, the
+        series' frequency or the history, candidates weighted on rolling origins inside the history,
+        calibrated samples) or ``"dynamics"`` (the published pipeline; the embedding options below).
     season_length : int, optional
-        The season; default from the series' frequency (hourly 24, daily 7, monthly 12, quarterly 4, ...).
-    preprocessing_method : str, default "pos_embedding"
-        Embedding of series with fewer components than the model's ``N``: ``"pos_embedding"``,
-        ``"delay_embedding"``, ``"delay_embedding_random"`` or ``"zero_embedding"``.
-    standardize : bool, default True
-        Standardize each component with the context's mean and standard deviation.
-    fit_nonstationary : bool, default False
-        Box-Cox transform and power-law detrend each component first (trending series).
+        The season; default from the series' frequency (hourly 24, daily 7, monthly 12, quarterly 4, ...),
+        else (time-series mode) estimated from the history.
+    preprocessing_method : str, optional
+        Dynamics mode: embedding of series with fewer components than the model's ``N``: ``"pos_embedding"``
+        (default), ``"delay_embedding"``, ``"delay_embedding_random"`` or ``"zero_embedding"``.
+    standardize : bool, optional
+        Dynamics mode: standardize each component with the context's mean and standard deviation (default True).
+    fit_nonstationary : bool, optional
+        Dynamics mode: Box-Cox transform and power-law detrend each component first (default False).
     context_length : int, optional
         Use at most the last ``context_length`` points of each series as the context.
-    num_point_samples : int, default 100
+    num_point_samples : int, optional
         Dynamics mode: the sample paths whose median is the point forecast of ``predict(n)`` (with
-        ``num_samples=1``), as sktime's ``DynaMixForecaster`` computes it.
-    noise : bool, default True
-        Dynamics mode: the published gating noise.
+        ``num_samples=1``; default 100), as sktime's ``DynaMixForecaster`` computes it. Refused in the
+        time-series mode, whose point forecast is not a median of paths.
+    noise : bool, optional
+        Dynamics mode: the published gating noise (default True).
     divergence_guard : float, optional
         Bound a diverging latent state at this multiple of the context's largest standardized value.
     batch_size : int, optional
@@ -120,24 +125,35 @@ class DynaMixModel(GlobalForecastingModel):
     def __init__(
         self,
         model: ModelSpec = DEFAULT_MODEL,
-        mode: str = "time_series",
+        mode: str = "auto",
         season_length: int | None = None,
-        preprocessing_method: str = "pos_embedding",
-        standardize: bool = True,
-        fit_nonstationary: bool = False,
+        preprocessing_method: str | None = None,
+        standardize: bool | None = None,
+        fit_nonstationary: bool | None = None,
         context_length: int | None = None,
-        num_point_samples: int = 100,
-        noise: bool = True,
+        num_point_samples: int | None = None,
+        noise: bool | None = None,
         divergence_guard: float | None = None,
         batch_size: int | None = None,
         device: str = "cpu",
         random_state: int | None = None,
     ) -> None:
         super().__init__(add_encoders=None)
-        check_adapter_parameters(model, preprocessing_method, context_length, random_state, num_point_samples)
-        check_mode(mode)
-        if season_length is not None:
-            positive_int("season_length", season_length)
+        check_adapter_parameters(model, random_state)
+        # Checked here (darts validates in the constructor); kept as the one options object of every call.
+        self._options = ForecastOptions(
+            mode=mode,  # type: ignore[arg-type]  # checked by ForecastOptions
+            season_length=season_length,
+            preprocessing_method=preprocessing_method,  # type: ignore[arg-type]
+            context_length=context_length,
+            standardize=standardize,
+            fit_nonstationary=fit_nonstationary,
+            noise=noise,
+            divergence_guard=divergence_guard,
+            batch_size=batch_size,
+        )
+        if num_point_samples is not None:
+            positive_int("num_point_samples", num_point_samples)
         self.model = model
         self.mode = mode
         self.season_length = season_length
@@ -194,12 +210,19 @@ class DynaMixModel(GlobalForecastingModel):
     def min_train_samples(self) -> int:
         return 1
 
+    def _resolved(self, n_components: int) -> ForecastOptions:
+        options = self._options.resolve(n_components)
+        if options.mode == "time_series" and self.num_point_samples is not None:
+            raise ValueError(
+                "num_point_samples belongs to mode='dynamics' (its point forecast is a median of sample paths); "
+                "the time-series mode's point forecast is not. Drop it, or use mode='dynamics'."
+            )
+        return options
+
     @property
     def _min_context(self) -> int:
         # darts asks for one length for all series: that of a univariate series, the strictest case.
-        if self.mode == "time_series":
-            return TS_MIN_HISTORY
-        return self._pipeline.min_context_length(1, self.preprocessing_method)
+        return self._pipeline.min_context_length(1, self._options)
 
     @property
     def _target_window_lengths(self) -> tuple[int, int]:
@@ -236,8 +259,8 @@ class DynaMixModel(GlobalForecastingModel):
                 )
             if len(s) < need:
                 raise ValueError(
-                    f"{name} has {len(s)} time steps; DynaMix in mode={self.mode!r} needs at least {need}. "
-                    "Pass a longer series."
+                    f"{name} has {len(s)} time steps; DynaMix in mode={self._resolved(n_components).mode!r} needs "
+                    f"at least {need}. Pass a longer series."
                 )
 
     def fit(
@@ -265,13 +288,14 @@ class DynaMixModel(GlobalForecastingModel):
         """
         _refuse_covariates(past_covariates, future_covariates)
         series_list, _ = _as_list(series, "series")
+        self._pipeline  # noqa: B018  # loads (and checks) the model now, so a bad `model=` fails in fit
         self._check_series(series_list)
+        self._resolved(series_list[0].n_components)
         super().fit(series)
         return self
 
     def _seed(self, random_state: int | None) -> int:
-        seed = self.random_state if random_state is None else random_state
-        return 0 if seed is None else int(seed)
+        return seed_from(self.random_state if random_state is None else random_state)
 
     def _contexts(self, values: list[np.ndarray]) -> list[np.ndarray]:
         """Float64 ``(T, C)`` contexts, cut to the last ``context_length`` points."""
@@ -289,34 +313,20 @@ class DynaMixModel(GlobalForecastingModel):
     ) -> np.ndarray:
         """``(S, n, C, K)`` forecasts of all contexts in one batched engine call: the point forecast for
         ``num_samples == 1``, else samples."""
-        if self.season_length is not None:
-            seasons: list[int] | None = [int(self.season_length)] * len(contexts)
-        elif self.mode == "time_series":
-            seasons = [season_length_from_freq(f) for f in (freqs or [None] * len(contexts))]
-        else:
-            seasons = None
-        options: dict[str, Any] = dict(
-            season_length=seasons,
+        options = self._resolved(contexts[0].shape[1])
+        options = options.replace(
+            season_length=index_seasons(self.season_length, options, freqs or [None] * len(contexts)),
             seed=seed,
-            noise=self.noise,
-            divergence_guard=self.divergence_guard,
-            batch_size=self.batch_size,
             progress=bool(verbose),
         )
-        if self.mode == "dynamics":
-            options.update(
-                preprocessing_method=self.preprocessing_method,
-                standardize=self.standardize,
-                fit_nonstationary=self.fit_nonstationary,
+        if num_samples == 1:
+            points = self.num_point_samples or DEFAULT_QUANTILE_SAMPLES
+            _, point = self._pipeline.predict_quantiles(
+                contexts, n, [0.5], options.replace(num_samples=points if options.mode == "dynamics" else None)
             )
-            k = num_samples if num_samples > 1 else int(self.num_point_samples)
-            paths = self._pipeline.sample_paths(contexts, n, num_samples=k, **options)
-            if num_samples == 1:
-                paths = np.median(paths, axis=0)[None]
-        elif num_samples == 1:
-            paths = np.asarray(self._pipeline.forecast(contexts, n, mode="time_series", **options))[None]
+            paths = np.asarray(point)[None]
         else:
-            paths = self._pipeline.sample_paths(contexts, n, num_samples=num_samples, mode="time_series", **options)
+            paths = self._pipeline.sample_paths(contexts, n, options.replace(num_samples=num_samples))
         return paths.transpose(2, 1, 3, 0)  # (K, n, S, C) -> (S, n, C, K)
 
     def predict(
@@ -467,4 +477,4 @@ class DynaMixModel(GlobalForecastingModel):
 
 
 # darts loads models with a restricted unpickler; allow this class (its state is plain values).
-add_safe_globals([DynaMixModel])
+add_safe_globals([DynaMixModel, ForecastOptions])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numbers
 import sys
 import warnings
 from dataclasses import dataclass
@@ -101,6 +100,8 @@ def _check_time_index(index: pd.Index, what: str) -> None:
 
 def _to_numpy(obj: Any, what: str) -> np.ndarray:
     if isinstance(obj, torch.Tensor):
+        if obj.is_meta:
+            raise ValueError(f"{what} is a tensor on the meta device (it holds no values); pass real values.")
         obj = obj.detach().cpu().numpy()
     elif (pd := sys.modules.get("pandas")) is not None and isinstance(obj, pd.Series | pd.DataFrame):
         # pandas is only imported by whoever made a pandas object: no import cost for everyone else.
@@ -137,44 +138,6 @@ def _check_finite(arr: np.ndarray, what: str) -> None:
             f"{tuple(int(i) for i in idx)}); DynaMix computes in float32. Rescale the series first "
             "(e.g. divide by a power of ten) and scale the forecast back."
         )
-
-
-def positive_int(name: str, value: Any) -> int:
-    """``value`` as an int if it is a positive integer (Python or numpy), else a clear error naming ``name``."""
-    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be a positive int, got {type(value).__name__} {value!r}.")
-    if value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}.")
-    return int(value)
-
-
-def check_bool(name: str, value: Any) -> bool:
-    """``value`` if it is a bool; anything else (a string such as ``"no"`` is truthy) is an error."""
-    if not isinstance(value, bool | np.bool_):
-        raise TypeError(f"{name} must be True or False, got {type(value).__name__} {value!r}.")
-    return bool(value)
-
-
-def check_seed(seed: Any) -> int | None:
-    """A seed is None or a non-negative int (numpy's SeedSequence rules)."""
-    if seed is None:
-        return None
-    if isinstance(seed, bool | np.bool_) or not isinstance(seed, numbers.Integral):
-        raise TypeError(f"seed must be a non-negative int or None, got {type(seed).__name__} {seed!r}.")
-    if seed < 0:
-        raise ValueError(f"seed must be a non-negative int or None, got {seed}.")
-    return int(seed)
-
-
-def check_guard(guard: Any) -> float | None:
-    """The divergence guard is None or a positive, finite number."""
-    if guard is None:
-        return None
-    if isinstance(guard, bool | np.bool_) or not isinstance(guard, numbers.Real):
-        raise TypeError(f"divergence_guard must be a positive number or None, got {type(guard).__name__} {guard!r}.")
-    if not (np.isfinite(float(guard)) and float(guard) > 0):
-        raise ValueError(f"divergence_guard must be a positive, finite number or None, got {guard!r}.")
-    return float(guard)
 
 
 def as_series_batch(context: Any) -> SeriesBatch:

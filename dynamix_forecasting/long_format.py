@@ -10,60 +10,67 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
 
 from .config import DynaMixConfig
 from .model import DynaMix
+from .options import DEFAULT_LEVELS, ForecastOptions
 
-if TYPE_CHECKING:
-    from .pipeline import DynaMixPipeline
 
-DEFAULT_LEVELS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
-_WORKER_PIPELINES: dict[str, DynaMixPipeline] = {}
+class QuantilePipeline(Protocol):
+    """What the long-format front end needs of a pipeline: its model and ``predict_quantiles``."""
+
+    model: DynaMix
+
+    def predict_quantiles(self, context: Any, horizon: int, quantile_levels: Any, options: Any = None) -> Any: ...
+
+
+_WORKER_PIPELINES: dict[str, QuantilePipeline] = {}
 
 
 @dataclass(frozen=True)
 class ModelPayload:
     """A model's architecture and weights as plain bytes, small enough to ship with every task (44 KB for
-    the released model)."""
+    the released model), and the pipeline class that wraps it (pickled by reference: workers import it)."""
 
     config: dict[str, Any]
     weights: bytes
+    pipeline_class: type
     digest: str = field(default="")
 
     @classmethod
-    def from_model(cls, model: DynaMix) -> ModelPayload:
+    def from_pipeline(cls, pipeline: QuantilePipeline) -> ModelPayload:
+        """The payload of a pipeline's model."""
         from safetensors.torch import save
 
+        model = pipeline.model
         weights = save({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()})
-        return cls(model.config.to_dict(), weights, hashlib.sha256(weights).hexdigest())
+        return cls(model.config.to_dict(), weights, type(pipeline), hashlib.sha256(weights).hexdigest())
 
-    def pipeline(self) -> DynaMixPipeline:
+    def pipeline(self) -> QuantilePipeline:
         """The model as a pipeline, built once per process and kept."""
         from safetensors.torch import load
-
-        from .pipeline import DynaMixPipeline
 
         if self.digest not in _WORKER_PIPELINES:
             model = DynaMix(DynaMixConfig.from_dict(self.config))
             model.load_state_dict(load(self.weights), strict=True)
-            _WORKER_PIPELINES[self.digest] = DynaMixPipeline(model.eval())
+            _WORKER_PIPELINES[self.digest] = self.pipeline_class(model.eval())
         return _WORKER_PIPELINES[self.digest]
 
 
 @dataclass(frozen=True)
 class FrameSpec:
-    """What to forecast: the column names, the horizon, the levels and the engine options."""
+    """What to forecast: the column names, the horizon, the levels and the forecast options."""
 
-    prediction_length: int
+    horizon: int
     id_column: str = "unique_id"
     timestamp_column: str = "ds"
     target: str = "y"
     quantile_levels: tuple[float, ...] = DEFAULT_LEVELS
-    options: dict[str, Any] = field(default_factory=dict)
+    options: ForecastOptions = field(default_factory=ForecastOptions)
 
     @property
     def level_columns(self) -> list[str]:
@@ -134,7 +141,7 @@ def _futures(stamps: pd.Series, starts: np.ndarray, ids: np.ndarray, horizon: in
     return np.concatenate(out)
 
 
-def forecast_frame(frame: pd.DataFrame, spec: FrameSpec, pipeline: DynaMixPipeline) -> pd.DataFrame:
+def forecast_frame(frame: pd.DataFrame, spec: FrameSpec, pipeline: QuantilePipeline) -> pd.DataFrame:
     """Forecast every series of a long-format pandas frame in one batched engine call.
 
     Parameters
@@ -143,13 +150,13 @@ def forecast_frame(frame: pd.DataFrame, spec: FrameSpec, pipeline: DynaMixPipeli
         Rows of whole series: ``spec.id_column``, ``spec.timestamp_column``, ``spec.target``.
     spec : FrameSpec
         Columns, horizon, levels and options.
-    pipeline : DynaMixPipeline
-        The model.
+    pipeline : QuantilePipeline
+        The model's pipeline.
 
     Returns
     -------
     pandas.DataFrame
-        ``prediction_length`` rows per series: the id, the continued time stamps, ``predictions`` and one
+        ``horizon`` rows per series: the id, the continued time stamps, ``predictions`` and one
         column per quantile level.
     """
     spec.check_columns(list(frame.columns))
@@ -164,7 +171,7 @@ def forecast_frame(frame: pd.DataFrame, spec: FrameSpec, pipeline: DynaMixPipeli
     if not np.isfinite(values).all():
         bad = ids[np.searchsorted(starts, np.flatnonzero(~np.isfinite(values))[0], side="right") - 1]
         raise ValueError(f"Series {bad!r} has missing, non-numeric or infinite target values; fill or drop them first.")
-    h = spec.prediction_length
+    h = spec.horizon
     futures = _futures(ordered[spec.timestamp_column], starts, ids, h)
     lengths = np.diff(np.r_[starts, values.shape[0]])
     # Equal lengths go in as one (T, S, 1) array (the same numbers as a list, without per-series padding).
@@ -173,7 +180,7 @@ def forecast_frame(frame: pd.DataFrame, spec: FrameSpec, pipeline: DynaMixPipeli
         if np.all(lengths == lengths[0])
         else [v[:, None] for v in np.split(values, starts[1:])]
     )
-    quantiles, point = pipeline.predict_quantiles(contexts, h, list(spec.quantile_levels), **spec.options)
+    quantiles, point = pipeline.predict_quantiles(contexts, h, list(spec.quantile_levels), spec.options)
     out = pd.DataFrame(
         {
             spec.id_column: np.repeat(ids, h),
@@ -181,9 +188,9 @@ def forecast_frame(frame: pd.DataFrame, spec: FrameSpec, pipeline: DynaMixPipeli
             "predictions": np.asarray(point)[:, :, 0].T.reshape(-1),  # (H, S, 1) -> series-major rows
         }
     )
-    q = np.asarray(quantiles)[..., 0].transpose(0, 2, 1).reshape(len(spec.quantile_levels), -1)
-    for name, column in zip(spec.level_columns, q, strict=True):
-        out[name] = column
+    q = np.asarray(quantiles)[:, :, 0, :]  # (H, S, 1, Q) -> (H, S, Q)
+    for k, name in enumerate(spec.level_columns):
+        out[name] = q[:, :, k].T.reshape(-1)
     out[spec.id_column] = out[spec.id_column].astype(frame[spec.id_column].dtype)
     out[spec.timestamp_column] = out[spec.timestamp_column].astype(frame[spec.timestamp_column].dtype)
     return out

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from .checkpoint import load_model
+from .checkpoint import check_device, load_model
 from .config import DynaMixConfig
 from .model import DynaMix
 from .pipeline import DynaMixPipeline
@@ -58,9 +58,7 @@ def get_model(spec: ModelSpec, device: str | torch.device = "cpu") -> DynaMix:
     DynaMix
         In eval mode. Shared: do not modify it in place (copy it first, e.g. for fine-tuning).
     """
-    device = torch.device(device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device='cuda' was requested but torch sees no CUDA device; use device='cpu'.")
+    device = check_device(device)
     key = (_key(spec), str(device))
     with _LOCK:
         model = _CACHE.get(key)

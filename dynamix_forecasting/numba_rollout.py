@@ -23,6 +23,8 @@ import numpy as np
 import torch
 from numba import njit, prange
 
+from .packed_weights import PackedWeights
+
 # GNU OpenMP (numba's default layer where libgomp is found) hangs a process forked after a parallel
 # region (multiprocessing's default start method on Linux, joblib's "multiprocessing" backend).
 # "forksafe" picks TBB, a fork-safe OpenMP or numba's own workqueue. A user's choice is kept.
@@ -242,7 +244,6 @@ class NumbaStep:
     """
 
     def __init__(self, model, contexts: torch.Tensor, lengths: torch.Tensor, rows: torch.Tensor, z0, bound, n_obs):
-        from .rollout import PackedWeights
 
         def as32(t: torch.Tensor) -> np.ndarray:
             return np.ascontiguousarray(t.detach().cpu().numpy(), dtype=np.float32)

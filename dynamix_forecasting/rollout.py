@@ -12,7 +12,7 @@ blocks, the divergence bound and the divergence tracking):
 - :class:`~dynamix_forecasting.numba_rollout.NumbaStep`: the compiled CPU kernel, whole blocks of steps
   per call.
 
-The fast backends read the weights from one :class:`PackedWeights`. Noise comes from
+The fast backends read the weights from one :class:`~dynamix_forecasting.packed_weights.PackedWeights`. Noise comes from
 :class:`NoiseStreams`: one seeded ``torch.Generator`` per stream (the pipeline uses one stream per sample
 index), drawn in fixed blocks of steps. A row's noise therefore depends only on its stream's seed, not on
 the horizon, on the other rows of the batch or on how the batch is chunked, and torch's global random
@@ -23,16 +23,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol, cast
+from typing import Protocol
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .model import AlmostLinearRNNExpert, DynaMix
+from .model import DynaMix
+from .options import BACKENDS
+from .packed_weights import PackedWeights
 
 NOISE_BLOCK = 256
-BACKENDS = ("auto", "numba", "torch", "reference")
 
 
 @dataclass
@@ -102,58 +103,6 @@ def _draw(
         [torch.randn(NOISE_BLOCK, *shape, generator=g, device=device, dtype=dtype) for g in generators], dim=1
     )
     return per_stream.index_select(1, rows.to(device))
-
-
-@dataclass(frozen=True)
-class PackedWeights:
-    """The weights of an almost-linear-RNN DynaMix arranged once for the fast backends (float32).
-
-    ``w_all`` holds every expert's ``W^T`` side by side, ``(M, J*M)`` with ``w_all[q, j*M + k] = W_j[k, q]``,
-    so ``phi(z) @ w_all`` gives all experts' ``W phi(z)`` at once.
-    """
-
-    d: torch.Tensor  # (N, M)
-    sigma: torch.Tensor  # (N,)
-    inv_t1: float  # 1 / |softmax_temp1|
-    w1e: torch.Tensor  # (J, N)
-    w1z: torch.Tensor  # (J, M)
-    b1: torch.Tensor  # (J,)
-    w2: torch.Tensor  # (J, J)
-    b2: torch.Tensor  # (J,)
-    inv_t2: float  # 1 / |softmax_temp2|
-    a: torch.Tensor  # (J, M)
-    h: torch.Tensor  # (J, M)
-    w_all: torch.Tensor  # (M, J*M)
-    conv_weight: torch.Tensor  # (N, N, 2)
-    conv_bias: torch.Tensor  # (N,)
-    relu_from: int  # latent units >= relu_from pass through ReLU
-
-    @classmethod
-    def of(cls, model: DynaMix) -> PackedWeights:
-        gate = model.gating_network
-        n = model.N
-        experts = [cast(AlmostLinearRNNExpert, e) for e in model.experts]
-        b1, b2, bias = gate.mlp_layer1.bias, gate.mlp_layer2.bias, gate.conv.bias
-        assert b1 is not None and b2 is not None and bias is not None  # the layers are built with biases
-        with torch.no_grad():
-            w1 = gate.mlp_layer1.weight.detach()
-            return cls(
-                d=gate.D.detach(),
-                sigma=gate.sigma.detach(),
-                inv_t1=1.0 / abs(float(gate.softmax_temp1)),
-                w1e=w1[:, :n],
-                w1z=w1[:, n:],
-                b1=b1.detach(),
-                w2=gate.mlp_layer2.weight.detach(),
-                b2=b2.detach(),
-                inv_t2=1.0 / abs(float(gate.softmax_temp2)),
-                a=torch.stack([e.A.detach() for e in experts]),
-                h=torch.stack([e.h.detach() for e in experts]),
-                w_all=torch.cat([e.W.detach().T for e in experts], dim=1).contiguous(),
-                conv_weight=gate.conv.weight.detach(),
-                conv_bias=bias.detach(),
-                relu_from=model.M - model.config.P,
-            )
 
 
 class Step(Protocol):
@@ -261,18 +210,22 @@ def _fast_path_applies(model: DynaMix) -> bool:
     return model.config.expert_type == "almost_linear_rnn" and not model.config.probabilistic_expert
 
 
-def choose_backend(model: DynaMix, device: torch.device, backend: str = "auto", noise: bool = True) -> str:
+def choose_backend(
+    model: DynaMix, device: torch.device, backend: str = "auto", noise: bool = True, batch_invariant: bool = False
+) -> str:
     """The step implementation a rollout will use.
 
     ``"reference"`` is :meth:`DynaMix.step` (the published arithmetic, any expert kind); ``"torch"``
     the fused batched torch step (any device); ``"numba"`` the compiled CPU kernel. ``"auto"`` picks the
     reference step without noise (the published deterministic forecast, bit for bit), else numba on the
     CPU and torch elsewhere, and the reference step for experts the fast paths do not cover
-    (clipped-shallow-PLRNN or probabilistic experts).
+    (clipped-shallow-PLRNN or probabilistic experts). ``batch_invariant=True`` (the time-series mode) prefers
+    the compiled kernel even without noise, because it computes every row on its own: a series' forecast is
+    then the same bits alone, in any batch or partition.
     """
     if backend not in BACKENDS:
         raise ValueError(f"Unknown backend {backend!r}; choose one of {BACKENDS}.")
-    if backend == "reference" or (backend == "auto" and not noise):
+    if backend == "reference" or (backend == "auto" and not noise and not batch_invariant):
         return "reference"
     if not _fast_path_applies(model):
         if backend != "auto":

@@ -10,14 +10,11 @@ series on its own), so the numbers do not depend on the engine, the partitioning
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pandas as pd
 
-from .long_format import FrameSpec, ModelPayload, forecast_frame, output_meta
-
-if TYPE_CHECKING:
-    from .pipeline import DynaMixPipeline
+from .long_format import FrameSpec, ModelPayload, QuantilePipeline, forecast_frame, output_meta
 
 ENGINES = ("pandas", "spark", "dask", "ray")
 
@@ -39,7 +36,7 @@ def engine_of(df: Any) -> str:
 
 
 def predict_df(
-    pipeline: DynaMixPipeline,
+    pipeline: QuantilePipeline,
     df: Any,
     spec: FrameSpec,
     num_partitions: int | None = None,
@@ -57,7 +54,7 @@ def predict_df(
         isinstance(num_partitions, bool) or not isinstance(num_partitions, int) or num_partitions < 1
     ):
         raise ValueError(f"num_partitions must be a positive int or None, got {num_partitions!r}.")
-    payload = ModelPayload.from_model(pipeline.model)
+    payload = ModelPayload.from_pipeline(pipeline)
     if engine == "spark":
         return _spark(df, spec, payload, num_partitions, shuffle=not whole_series_partitions)
     if engine == "dask":

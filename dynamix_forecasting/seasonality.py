@@ -93,3 +93,67 @@ def fit_adjustment(y: np.ndarray, season_length: int) -> SeasonalAdjustment | No
     else:
         indices = indices - indices.mean()
     return SeasonalAdjustment(indices, multiplicative)
+
+
+#: Longest season :func:`estimate_season_length` looks for (a week of hourly data is 168, of 15-minute data 672).
+MAX_SEASON = 1000
+
+
+def estimate_season_length(y: np.ndarray, max_season: int = MAX_SEASON) -> int:
+    """The season of ``y`` estimated from its history, or 1 where it shows none.
+
+    The series is detrended by its least-squares line (so a trend does not hide the season), and the
+    candidate periods are the local maxima of its autocorrelation at lags 2 to ``min(T // 3, max_season)``.
+    A candidate counts where the test of :func:`is_seasonal` holds at that lag on the detrended series, at
+    the 90 % level shared by all candidates (Bonferroni: white noise rarely shows a season); of those, the one with the highest autocorrelation wins, and a shorter candidate within 10 % of
+    it is preferred (a multiple of the season correlates about as well as the season itself).
+
+    Parameters
+    ----------
+    y : numpy.ndarray
+        ``(T,)`` finite values.
+    max_season : int, default 1000
+        The longest period considered.
+
+    Returns
+    -------
+    int
+        The estimated season length (1: none found).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> t = np.arange(300)
+    >>> estimate_season_length(np.sin(2 * np.pi * t / 20) + 0.3 * np.random.default_rng(0).normal(size=300))
+    20
+    """
+    x = np.asarray(y, dtype=np.float64)
+    n = x.shape[0]
+    top = min(n // 3, max_season)
+    if top < 2:
+        return 1
+    t = np.arange(n, dtype=np.float64)
+    slope, intercept = np.polyfit(t, x, 1)
+    x = x - (slope * t + intercept)
+    denom = float(x @ x)
+    if not np.isfinite(denom) or denom <= 1e-12 * max(1.0, float(np.max(np.abs(y))) ** 2) * n:
+        return 1
+    size = 1 << int(np.ceil(np.log2(2 * n - 1)))
+    spec = np.fft.rfft(x, size)
+    r = np.fft.irfft(spec * np.conj(spec), size)[: top + 2] / denom
+    lags = np.arange(2, top + 1)
+    peaks = lags[(r[lags] > r[lags - 1]) & (r[lags] >= r[lags + 1]) & (r[lags] > 0)]
+    if peaks.size == 0:
+        return 1
+    # The M4 test at each candidate lag m: |r_m| > z sqrt((1 + 2 sum_{k<m} r_k^2) / n), at a level divided
+    # by the number of candidates (Bonferroni): testing many lags of white noise must not find a season.
+    from scipy.stats import norm
+
+    z = float(norm.ppf(1.0 - 0.1 / peaks.size))
+    cumulative = np.cumsum(r[1 : top + 1] ** 2)  # cumulative[m - 2] = sum_{k=1}^{m-1} r_k^2
+    limits = z * np.sqrt((1.0 + 2.0 * cumulative[peaks - 2]) / n)
+    significant = peaks[r[peaks] > limits]
+    if significant.size == 0:
+        return 1
+    best = float(r[significant].max())
+    return int(significant[r[significant] >= 0.9 * best][0])

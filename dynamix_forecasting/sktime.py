@@ -14,11 +14,11 @@ import numpy as np
 import pandas as pd
 from sktime.forecasting.base import BaseForecaster, ForecastingHorizon
 
-from .adapter_parameters import check_adapter_parameters, check_mode, season_length_from_freq, seed_from
+from .adapter_parameters import check_adapter_parameters, index_seasons, seed_from
 from .checkpoint import DEFAULT_MODEL
-from .inputs import positive_int
 from .model_cache import ModelSpec, cached_pipeline
-from .pipeline import TS_MIN_HISTORY, DynaMixPipeline
+from .options import ForecastOptions, positive_int
+from .pipeline import DynaMixPipeline
 
 __all__ = ["DynaMixForecaster"]
 
@@ -76,12 +76,16 @@ class DynaMixForecaster(BaseForecaster):
     an attention over the context. ``fit`` stores ``y`` as the context (no training); ``predict``
     rolls the model out ``max(fh)`` steps and returns the requested steps.
 
-    By default (``mode="time_series"``) it uses the engine's time-series mode for ordinary series: the
-    season (``sp``, or the index frequency's usual season) is removed where the history shows it,
+    The options are those of :class:`~dynamix_forecasting.options.ForecastOptions`, with the same
+    defaults and meaning as everywhere in the package. By default (``mode="auto"``) a univariate ``y`` is
+    forecast with the time-series mode for ordinary series: the season (``sp``, else the index
+    frequency's usual season, else one estimated from the history) is removed where the history shows it,
     DynaMix forecasts the adjusted series under several preprocessing choices weighted by their errors on
     rolling origins inside the history, and the quantiles, intervals, variance and distribution are
-    calibrated on those errors. ``mode="dynamics"`` gives the published pipeline: point forecasts are the
-    median of ``num_samples`` DynaMix sample paths, which also give the quantiles and the distribution.
+    calibrated on those errors. A multivariate ``y``, or any option of the dynamics mode
+    (``preprocessing_method``, ``standardize``, ``fit_nonstationary``, ``noise``), gives the published
+    pipeline: point forecasts are the median of ``num_samples`` DynaMix sample paths, which also give the
+    quantiles and the distribution.
 
     Parameters
     ----------
@@ -90,28 +94,30 @@ class DynaMixForecaster(BaseForecaster):
         checkpoint path (``.safetensors`` with its config beside it, or the authors' ``.bson``), or
         an architecture dict such as ``{"M": 8, "N": 3, "Experts": 2, "P": 1}`` for a seeded,
         randomly initialised model (for tests).
-    mode : str, default "time_series"
-        ``"time_series"`` (ordinary series, calibrated intervals) or ``"dynamics"`` (the published
-        pipeline, for dynamical systems; the embedding options below apply to it).
+    mode : str, default "auto"
+        ``"auto"``, ``"time_series"`` (ordinary series, calibrated intervals) or ``"dynamics"`` (the
+        published pipeline, for dynamical systems; the embedding options below apply to it).
     sp : int, optional
         Season length (sktime's convention): 12 for monthly data with a yearly season, 24 for hourly
-        with a daily one. Default: from the index frequency (hourly 24, daily 7, business-daily 5,
-        weekly 52, monthly 12, quarterly 4, else 1). In the dynamics mode it sets the positional
+        with a daily one. Default (time-series mode): from the index frequency (hourly 24, daily 7,
+        business-daily 5, weekly 52, monthly 12, quarterly 4), else estimated from the history (the fitted
+        forecaster reports it in ``season_lengths_``). In the dynamics mode it sets the positional
         embedding's period when given.
-    preprocessing_method : str, default "pos_embedding"
-        How a series with fewer channels than the model's ``N`` is embedded: ``"pos_embedding"``,
-        ``"delay_embedding"``, ``"delay_embedding_random"`` or ``"zero_embedding"``.
-    standardize : bool, default True
-        Standardize each channel with the context's mean and standard deviation.
-    fit_nonstationary : bool, default False
-        Box-Cox transform and power-law detrend each channel first (for trending series).
+    preprocessing_method : str, optional
+        Dynamics mode: how a series with fewer channels than the model's ``N`` is embedded:
+        ``"pos_embedding"`` (default), ``"delay_embedding"``, ``"delay_embedding_random"`` or ``"zero_embedding"``.
+    standardize : bool, optional
+        Dynamics mode: standardize each channel with the context's mean and standard deviation (default True).
+    fit_nonstationary : bool, optional
+        Dynamics mode: Box-Cox transform and power-law detrend each channel first (default False).
     num_samples : int, default 100
-        Dynamics mode: number of DynaMix sample paths (ensemble size); 1 gives a single trajectory and
-        zero-width intervals. Time-series mode: draws of ``predict_proba``'s empirical distribution.
+        Sample paths behind ``predict_proba`` and ``predict_var`` (both modes) and behind the dynamics mode's
+        point forecast and quantiles; the time-series mode's quantiles are those of its calibrated
+        distribution itself.
     context_length : int, optional
         Use at most the last ``context_length`` points of each series as the context.
-    noise : bool, default True
-        Dynamics mode: the published gating noise (False: deterministic paths).
+    noise : bool, optional
+        Dynamics mode: the published gating noise (default True; False: deterministic paths).
     divergence_guard : float, optional
         Bound the latent state at this multiple of the context's largest standardized value so that a
         diverging forecast stays finite (the time-series mode uses 10 unless given).
@@ -120,15 +126,14 @@ class DynaMixForecaster(BaseForecaster):
     device : str, default "cpu"
         Torch device of the model, e.g. ``"cuda"``.
     random_state : int, numpy RandomState or None
-        Seed of the model's noise. With a seed, ``predict``, ``predict_quantiles``,
-        ``predict_interval`` and ``predict_proba`` are reproducible across fits; without one, each
-        ``fit`` draws a seed, so the predict-like calls of one fit still agree with each other.
-        torch's global random state is never touched.
+        Seed of the noise and of the draws (None: seed 0, the package's default seed), so ``predict``,
+        ``predict_quantiles``, ``predict_interval`` and ``predict_proba`` are reproducible and agree with
+        each other. torch's global random state is never touched.
 
     Notes
     -----
     Series with more channels than the model's ``N`` are forecast channel by channel by the engine.
-    Exogenous ``X`` is ignored. Sample ``k`` of every series uses the same noise stream, so a
+    Exogenous ``X`` is not used. Sample ``k`` of every series uses the same noise stream, so a
     series gets the same forecast alone or within a panel.
 
     Examples
@@ -174,14 +179,14 @@ class DynaMixForecaster(BaseForecaster):
     def __init__(
         self,
         model: ModelSpec = DEFAULT_MODEL,
-        mode: str = "time_series",
+        mode: str = "auto",
         sp: int | None = None,
-        preprocessing_method: str = "pos_embedding",
-        standardize: bool = True,
-        fit_nonstationary: bool = False,
+        preprocessing_method: str | None = None,
+        standardize: bool | None = None,
+        fit_nonstationary: bool | None = None,
         num_samples: int = 100,
         context_length: int | None = None,
-        noise: bool = True,
+        noise: bool | None = None,
         divergence_guard: float | None = None,
         batch_size: int | None = None,
         device: str = "cpu",
@@ -218,40 +223,37 @@ class DynaMixForecaster(BaseForecaster):
 
     def _fit(self, y: pd.DataFrame, X: pd.DataFrame | None = None, fh: ForecastingHorizon | None = None):
         """Check the parameters, load the model and keep ``y`` as the context."""
-        check_adapter_parameters(
-            self.model, self.preprocessing_method, self.context_length, self.random_state, self.num_samples
-        )
-        check_mode(self.mode)
+        check_adapter_parameters(self.model, self.random_state)
         if self.sp is not None:
             positive_int("sp", self.sp)
-        # Without a random_state, each fit draws one seed, so all predict-like calls of this fit agree
-        # (the median, quantiles and distribution come from the same sample paths).
-        seed = seed_from(self.random_state)
-        self._seed = int(np.random.SeedSequence().generate_state(1)[0]) if seed is None else seed
+        options = ForecastOptions(
+            mode=self.mode,  # type: ignore[arg-type]  # checked by ForecastOptions
+            preprocessing_method=self.preprocessing_method,  # type: ignore[arg-type]
+            context_length=self.context_length,
+            standardize=self.standardize,
+            fit_nonstationary=self.fit_nonstationary,
+            num_samples=self.num_samples,
+            seed=seed_from(self.random_state),
+            noise=self.noise,
+            divergence_guard=self.divergence_guard,
+            batch_size=self.batch_size,
+        )
         self._is_series = isinstance(y, pd.Series)
         self._series_name = y.name if isinstance(y, pd.Series) else None
         self._cur_y = _as_frame(y)
+        self._options = options.resolve(self._cur_y.shape[1])
         self._validate_context()  # loads (or finds) the model, so a missing checkpoint fails in fit
         return self
 
     def _validate_context(self) -> None:
-        need = (
-            TS_MIN_HISTORY
-            if self.mode == "time_series"
-            else self._pipeline.min_context_length(self._cur_y.shape[1], self.preprocessing_method)
-        )
+        need = self._pipeline.min_context_length(self._cur_y.shape[1], self._options)
         for key, frame in self._contexts():
             name = "y" if key is None else f"series {key!r} of y"
             _check_spacing(frame.index, name)
             if len(frame) < need:
-                what = (
-                    "the time-series mode"
-                    if self.mode == "time_series"
-                    else (f"preprocessing_method={self.preprocessing_method!r}")
-                )
                 raise ValueError(
-                    f"{name} has {len(frame)} time points; DynaMix with {what} needs at least {need}. "
-                    "Pass a longer series"
+                    f"{name} has {len(frame)} time points; DynaMix in mode={self._options.mode!r} needs at least "
+                    f"{need}. Pass a longer series"
                     + (" or a larger context_length." if self.context_length is not None else ".")
                 )
 
@@ -292,55 +294,38 @@ class DynaMixForecaster(BaseForecaster):
             plan.append((key, index, steps))
         return plan
 
-    def _season_lengths(self, pieces: list[tuple[Any, pd.DataFrame]]) -> list[int] | None:
-        """``sp``, else each series' season from its index frequency (time-series mode); None for the
-        published period guess (dynamics mode without ``sp``)."""
-        if self.sp is not None:
-            return [int(self.sp)] * len(pieces)
-        if self.mode != "time_series":
-            return None
-        return [season_length_from_freq(_check_spacing(frame.index, "y")) for _, frame in pieces]
-
-    def _engine_options(self, pieces: list[tuple[Any, pd.DataFrame]]) -> dict[str, Any]:
-        options: dict[str, Any] = dict(
-            season_length=self._season_lengths(pieces),
-            seed=self._seed,
-            noise=self.noise,
-            divergence_guard=self.divergence_guard,
-            batch_size=self.batch_size,
-            mode=self.mode,
-        )
-        if self.mode == "dynamics":
-            options.update(
-                preprocessing_method=self.preprocessing_method,
-                standardize=self.standardize,
-                fit_nonstationary=self.fit_nonstationary,
-            )
-        return options
-
-    def _sample_paths(self, horizon: int) -> np.ndarray:
-        """``(K, H, S, F)`` sample paths (dynamics) or calibrated draws (time series) of all series."""
-        pieces = self._contexts()
-        contexts = [frame.to_numpy(dtype=np.float64) for _, frame in pieces]
-        return self._pipeline.sample_paths(
-            contexts, horizon, num_samples=int(self.num_samples), **self._engine_options(pieces)
-        )
-
-    def _ts_quantiles(self, fh: ForecastingHorizon, levels: list[float]):
-        """Time-series mode: the plan, ``(Q, H, S, F)`` calibrated quantiles and ``(H, S, F)`` points."""
+    def _call(
+        self, fh: ForecastingHorizon
+    ) -> tuple[list[tuple[Any, pd.Index, np.ndarray]], list[np.ndarray], int, ForecastOptions]:
+        """The plan, the contexts, the horizon and the options of one forecast of every series."""
         plan = self._plan(fh)
         horizon = int(max(steps.max() for _, _, steps in plan))
         pieces = self._contexts()
         contexts = [frame.to_numpy(dtype=np.float64) for _, frame in pieces]
-        options = self._engine_options(pieces)
-        del options["mode"]
-        quantiles, point = self._pipeline.predict_quantiles(contexts, horizon, levels, mode="time_series", **options)
-        return plan, np.asarray(quantiles), np.asarray(point)
+        freqs = [_check_spacing(frame.index, "y") for _, frame in pieces]
+        options = self._options.replace(season_length=index_seasons(self.sp, self._options, freqs))
+        return plan, contexts, horizon, options
 
-    def _selected(self, fh: ForecastingHorizon) -> tuple[list[tuple[Any, pd.Index, np.ndarray]], np.ndarray]:
-        plan = self._plan(fh)
-        horizon = int(max(steps.max() for _, _, steps in plan))
-        return plan, self._sample_paths(horizon)
+    @property
+    def season_lengths_(self) -> list[int | None]:
+        """The season each series is forecast with (time-series mode: given, from the index, or estimated from
+        the history; 1 where none was found). None in the dynamics mode without ``sp``."""
+        self.check_is_fitted()
+        _, contexts, _, options = self._call(ForecastingHorizon([1], is_relative=True))
+        if options.mode != "time_series":
+            return [self.sp] * len(contexts) if self.sp is not None else [None] * len(contexts)
+        return [int(s) for s in self._pipeline.season_lengths(contexts, options)]
+
+    def _quantiles(self, fh: ForecastingHorizon, levels: list[float]):
+        """The plan, ``(H, S, F, Q)`` quantiles and ``(H, S, F)`` point forecasts."""
+        plan, contexts, horizon, options = self._call(fh)
+        q, point = self._pipeline.predict_quantiles(contexts, horizon, levels, options)
+        return plan, np.asarray(q), np.asarray(point)
+
+    def _paths(self, fh: ForecastingHorizon) -> tuple[list[tuple[Any, pd.Index, np.ndarray]], np.ndarray]:
+        """The plan and ``(K, H, S, F)`` sample paths (dynamics) or calibrated draws (time series)."""
+        plan, contexts, horizon, options = self._call(fh)
+        return plan, self._pipeline.sample_paths(contexts, horizon, options)
 
     @staticmethod
     def _at_steps(plan, per_step: np.ndarray) -> list[np.ndarray]:
@@ -360,38 +345,23 @@ class DynaMixForecaster(BaseForecaster):
         return pd.concat(frames) if len(frames) > 1 else frames[0]
 
     def _predict(self, fh: ForecastingHorizon, X: pd.DataFrame | None = None) -> pd.DataFrame | pd.Series:
-        """The time-series mode's point forecast, or the median of the sample paths, at the requested steps."""
-        if self.mode == "time_series":
-            plan, _, point = self._ts_quantiles(fh, [0.5])
-        else:
-            plan, paths = self._selected(fh)
-            point = np.median(paths, axis=0)
+        """The point forecast at the requested steps (the pipeline's, in either mode)."""
+        plan, _, point = self._quantiles(fh, [0.5])
         out = self._frame(plan, self._at_steps(plan, point), self._cur_y.columns)
         return out.iloc[:, 0].rename(self._series_name) if self._is_series else out
 
     def _predict_quantiles(self, fh: ForecastingHorizon, X: pd.DataFrame | None, alpha: list[float]) -> pd.DataFrame:
         """Calibrated quantiles (time series) or empirical quantiles of the sample paths (dynamics)."""
-        if self.mode == "time_series":
-            plan, q, _ = self._ts_quantiles(fh, list(alpha))
-            q = q.transpose(1, 2, 3, 0)  # (H, S, F, A)
-        else:
-            plan, paths = self._selected(fh)
-            q = np.quantile(paths, alpha, axis=0).transpose(1, 2, 3, 0)  # (H, S, F, A)
+        plan, q, _ = self._quantiles(fh, list(alpha))
         values = [block.reshape(block.shape[0], -1) for block in self._at_steps(plan, q)]  # columns (var, alpha)
         columns = pd.MultiIndex.from_product([self._get_varnames(), alpha])
         return self._frame(plan, values, columns)
 
     def _predict_var(self, fh: ForecastingHorizon, X: pd.DataFrame | None = None, cov: bool = False) -> pd.DataFrame:
-        """Variance of the sample paths (marginal; ``cov=True`` is not supported)."""
+        """Variance of the ``num_samples`` paths that ``predict_proba`` returns (marginal; no ``cov=True``)."""
         if cov:
             raise NotImplementedError("DynaMixForecaster returns marginal variances only; use cov=False.")
-        if self.mode == "time_series":
-            # The calibrated distribution is Laplace: its mean absolute deviation b is IQR / (2 ln 2),
-            # its variance 2 b^2 (from the quantiles, so that a zero floor is respected).
-            plan, q, _ = self._ts_quantiles(fh, [0.25, 0.75])
-            variance = 2.0 * ((q[1] - q[0]) / (2.0 * np.log(2.0))) ** 2
-            return self._frame(plan, self._at_steps(plan, variance), self._cur_y.columns)
-        plan, paths = self._selected(fh)
+        plan, paths = self._paths(fh)
         return self._frame(plan, self._at_steps(plan, paths.var(axis=0)), self._cur_y.columns)
 
     def _predict_proba(self, fh: ForecastingHorizon, X: pd.DataFrame | None = None, marginal: bool = True):
@@ -399,7 +369,7 @@ class DynaMixForecaster(BaseForecaster):
         ``Empirical`` distribution."""
         from skpro.distributions.empirical import Empirical
 
-        plan, paths = self._selected(fh)
+        plan, paths = self._paths(fh)
         samples = [self._frame(plan, self._at_steps(plan, path), self._get_varnames()) for path in paths]
         spl = pd.concat(samples, keys=range(paths.shape[0]), names=["sample"])
         return Empirical(spl, time_indep=marginal)

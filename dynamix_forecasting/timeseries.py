@@ -196,19 +196,37 @@ def forecast_time_series(
     finite_points = np.all(np.isfinite(points), axis=2)  # (C, S)
     inverse = np.where(finite_points, 1.0 / np.maximum(mae, 1e-12) ** WEIGHT_POWER, 0.0)
     equal = np.where(finite_points, 1.0, 0.0)
-    raw = np.where(has_windows[None] & (inverse.sum(0) > 0)[None], inverse, equal)
-    total = raw.sum(0)
+    raw = np.where(has_windows[None] & (_in_order(inverse) > 0)[None], inverse, equal)
+    total = _in_order(raw)
     if np.any(total == 0):
         bad = int(np.argmax(total == 0))
-        raise FloatingPointError(
-            f"Every DynaMix candidate forecast of series {bad} is non-finite; check the series for extreme values."
+        raise ValueError(
+            f"Every DynaMix candidate forecast of series {bad} is non-finite: the model diverges on it even with the "
+            "divergence guard. Check the series for extreme values, and the model's weights if it is not a "
+            "released checkpoint."
         )
     weights = raw / total
-    point = np.einsum("cs,csh->sh", weights, np.nan_to_num(points))
-    combined = np.einsum("cs,cswh->swh", weights, errors)  # the weighted forecast's errors
+    point = _in_order(weights[:, :, None] * np.nan_to_num(points))
+    # A constant history is forecast as that constant, exactly (no candidate's rounding).
+    constant = np.array([bool(np.ptp(y) == 0) for y in ys])
+    point[constant] = np.array([y[-1] for y, c in zip(ys, constant, strict=True) if c])[:, None]
+    combined = _in_order(weights[:, :, None, None] * errors)  # the weighted forecast's errors
     spread = _spread(combined, ys, season_length, horizon) * interval_scale
     nonnegative = np.array([bool(np.all(y >= 0)) for y in ys])
     return TimeSeriesForecast(point, spread, nonnegative, weights, seasonal, cands)
+
+
+def _in_order(values: np.ndarray) -> np.ndarray:
+    """The sum over the leading (candidate) axis, added one candidate after the other.
+
+    numpy's reductions and ``einsum`` pick their summation order by the array's shape and the CPU's vector
+    units, so a series' sum could change in the last bit with the batch it is in; this order is fixed, so a
+    series' forecast is the same bits alone, in any batch or partition, on any CPU.
+    """
+    total = values[0].copy()
+    for v in values[1:]:
+        total += v
+    return total
 
 
 def _candidate_points(

@@ -43,7 +43,9 @@ def test_predict_equals_engine_forecast(released_path, engine, lorenz, airline):
     uni = (
         DynaMixModel(mode="dynamics", model=released_path, num_point_samples=1).fit(airline).predict(12, random_state=9)
     )
-    np.testing.assert_array_equal(uni.values()[:, 0], engine.forecast(airline.values()[:, 0], 12, seed=9))
+    np.testing.assert_array_equal(
+        uni.values()[:, 0], engine.forecast(airline.values()[:, 0], 12, mode="dynamics", seed=9)
+    )
     assert uni.time_index[0] == pd.Timestamp("1961-01-01") and uni.freq_str == "MS"
 
 
@@ -90,7 +92,7 @@ def test_historical_forecasts_equal_window_by_window_engine_forecasts(released_p
     values = airline.values()[:, 0]
     for j, window in enumerate(windows):
         p = 100 + 4 * j
-        expected = engine.forecast(values[:p], 6, seed=2)
+        expected = engine.forecast(values[:p], 6, mode="dynamics", seed=2)
         assert window.start_time() == airline.time_index[p]
         np.testing.assert_allclose(window.values()[:, 0], expected, rtol=2e-5)
     last = model.historical_forecasts(**kw, last_points_only=True)

@@ -60,7 +60,8 @@ def test_ensemble_shapes_and_spread(pipeline, lorenz):
     spread = samples.std(0)
     assert spread[:3].max() < 0.1 < spread[-50:].mean()  # paths start together and fan out (chaos)
     q = quantiles(samples, [0.1, 0.5, 0.9])
-    assert q.shape == (3, 200, 3) and (q[0] <= q[1]).all() and (q[1] <= q[2]).all()
+    assert q.shape == (200, 3, 3) and (q[..., 0] <= q[..., 1]).all() and (q[..., 1] <= q[..., 2]).all()
+    np.testing.assert_allclose(q[..., 1], np.median(samples, axis=0))  # quantiles on the last axis
     panel = pipeline.forecast(np.stack([lorenz[:800]] * 2, axis=1), 10, num_samples=4, seed=0)
     assert panel.shape == (4, 10, 2, 3)
     tq = quantiles(torch.tensor(samples), 0.5)

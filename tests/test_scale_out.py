@@ -64,7 +64,7 @@ def test_pandas_output_matches_the_direct_forecast(pipe, long_df, expected):
     q, point = pipe.predict_quantiles(one["y"].to_numpy(), 6, [0.1, 0.5, 0.9], mode="time_series", season_length=12)
     rows = expected[expected.unique_id == "item_05"]
     np.testing.assert_array_equal(rows["predictions"].to_numpy(), point)
-    np.testing.assert_array_equal(rows[["0.1", "0.5", "0.9"]].to_numpy().T, q)
+    np.testing.assert_array_equal(rows[["0.1", "0.5", "0.9"]].to_numpy(), q)  # quantiles on the last axis
     last = one["ds"].max()
     assert list(rows["ds"]) == list(pd.date_range(last, periods=7, freq="MS")[1:])
 
@@ -108,12 +108,12 @@ def test_unknown_frame_types_and_options_are_refused(pipe, long_df):
         pipe.predict_df(long_df.to_dict(), 3)
     with pytest.raises(ValueError, match="strictly between 0 and 1"):
         pipe.predict_df(long_df, 3, quantile_levels=[0.5, 1.0])
-    with pytest.raises(ValueError, match="prediction_length"):
+    with pytest.raises(ValueError, match="horizon"):
         pipe.predict_df(long_df, 0)
 
 
 def test_payload_rebuilds_the_same_model(pipe):
-    payload = ModelPayload.from_model(pipe.model)
+    payload = ModelPayload.from_pipeline(pipe)
     assert len(payload.weights) < 100_000
     rebuilt = payload.pipeline()
     assert rebuilt is payload.pipeline()  # built once per process

@@ -69,13 +69,13 @@ def test_panel_is_one_engine_call_and_matches_series_one_by_one(released_path, l
     frames = {f"s{i}": pd.Series(data[i * 100 : i * 100 + 300 + 2 * i]) for i in range(50)}  # unequal lengths
     panel = pd.concat(frames, names=["series", "time"]).to_frame("x")
     calls = []
-    original = DynaMixPipeline.sample_paths
+    original = DynaMixPipeline.predict_quantiles
 
     def counting(self, *args, **kwargs):
         calls.append(len(args[0]))
         return original(self, *args, **kwargs)
 
-    monkeypatch.setattr(DynaMixPipeline, "sample_paths", counting)
+    monkeypatch.setattr(DynaMixPipeline, "predict_quantiles", counting)
     f = DynaMixForecaster(mode="dynamics", model=released_path, num_samples=8, random_state=0).fit(panel)
     pred = f.predict(fh=range(1, 13))
     assert calls == [50]  # one batched call with all 50 series

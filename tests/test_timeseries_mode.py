@@ -97,8 +97,8 @@ def test_time_series_mode_forecast_and_quantiles(pipeline):
     point = pipeline.forecast(y, 12, mode="time_series", season_length=12)
     q, p2 = pipeline.predict_quantiles(y, 12, [0.1, 0.5, 0.9], mode="time_series", season_length=12)
     np.testing.assert_array_equal(point, p2)
-    np.testing.assert_allclose(q[1], point)
-    assert q.shape == (3, 12) and np.all(q[0] < q[2])
+    np.testing.assert_allclose(q[:, 1], point)
+    assert q.shape == (12, 3) and np.all(q[:, 0] < q[:, 2])
     # The seasonal shape is forecast: the peak and trough months of the next season.
     assert point.argmax() == (3 - len(y)) % 12 and point.argmin() == (9 - len(y)) % 12
     # Scale equivariance and channels forecast one by one.
@@ -115,13 +115,28 @@ def test_time_series_mode_forecast_and_quantiles(pipeline):
         pipeline.forecast(y[:2], 3, mode="time_series")
 
 
-def test_published_behaviour_stays_the_default(pipeline):
+def test_default_mode_rule(pipeline, lorenz):
+    """mode="auto": one channel is a time series, several are a dynamical system's state, and an option of one
+    mode selects it."""
     y = _seasonal()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        default = pipeline.forecast(y, 12, seed=3)
-        explicit = pipeline.forecast(y, 12, seed=3, mode="dynamics")
-    np.testing.assert_array_equal(default, explicit)
+        np.testing.assert_array_equal(
+            pipeline.forecast(y, 12, seed=3), pipeline.forecast(y, 12, seed=3, mode="time_series")
+        )
+        np.testing.assert_array_equal(
+            pipeline.forecast(lorenz[:500], 12, seed=3), pipeline.forecast(lorenz[:500], 12, seed=3, mode="dynamics")
+        )
+        np.testing.assert_array_equal(
+            pipeline.forecast(y, 12, seed=3, noise=False), pipeline.forecast(y, 12, mode="dynamics", noise=False)
+        )
+        q_auto, _ = pipeline.predict_quantiles(lorenz[:500, :1], 5, [0.5], interval_scale=1.0)
+        q_ts, _ = pipeline.predict_quantiles(lorenz[:500, :1], 5, [0.5], mode="time_series", interval_scale=1.0)
+        np.testing.assert_array_equal(q_auto, q_ts)
+    with pytest.raises(ValueError, match="pass the options of one mode"):
+        pipeline.forecast(y, 12, noise=False, interval_scale=2.0)
+    with pytest.raises(ValueError, match="belongs to mode='time_series'"):
+        pipeline.forecast(y, 12, mode="dynamics", interval_scale=2.0)
 
 
 def test_season_length_from_frequency():
@@ -149,7 +164,7 @@ def test_sktime_defaults_series_type_and_randomstate():
 
     y = load_airline()
     f = DynaMixForecaster(random_state=np.random.RandomState(0)).fit(y.iloc[:-12])
-    assert f.mode == "time_series"
+    assert f.mode == "auto" and f.season_lengths_ == [12]  # auto: a univariate y is a time series
     pred = f.predict(np.arange(1, 13))
     assert isinstance(pred, pd.Series)
     f.update(y.iloc[-12:-6])

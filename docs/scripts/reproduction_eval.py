@@ -38,7 +38,7 @@ def example_scores(pipeline: DynaMixPipeline, examples_dir: Path, horizon: int =
         truth = data[context : context + horizon]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            forecasts = pipeline.forecast(data[:context], truth.shape[0], num_samples=paths, seed=0)
+            forecasts = pipeline.forecast(data[:context], truth.shape[0], mode="dynamics", num_samples=paths, seed=0)
         forecasts = np.asarray(forecasts).reshape(paths, *truth.shape)
         scores = {"D_stsp": [], "D_H": [], "MASE@10": []}
         for f in forecasts:

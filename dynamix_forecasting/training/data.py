@@ -29,17 +29,32 @@ def dysts_dir(folder: str | Path | None = None) -> Path | None:
     return Path(env) if env else None
 
 
+#: The 30 dysts systems of DynaMix's published training corpus (Hemmer & Durstewitz 2025, appendix), so that
+#: ``dynamix train`` works on a fresh machine: without stored trajectories they are integrated with dysts.
+TRAINING_SYSTEMS = (
+    "Aizawa", "AnishchenkoAstakhov", "Arneodo", "BelousovZhabotinsky", "Blasius", "CaTwoPlus",
+    "CellularNeuralNetwork", "Chen", "Colpitts", "ExcitableCell", "ForcedBrusselator", "GlycolyticOscillation",
+    "HastingsPowell", "LorenzBounded", "LuChenCheng", "NewtonLiepnik", "QiChen", "RabinovichFabrikant",
+    "RayleighBenard", "RikitakeDynamo", "Rossler", "Rucklidge", "SaltonSea", "ShimizuMorioka", "SprottE",
+    "SprottH", "SprottJ", "SprottJerk", "SprottK", "SprottN",
+)  # fmt: skip
+
+
 def published_systems(index_path: str | Path | None = None) -> list[str]:
     """The dysts systems of DynaMix's training corpus (``in_dynamix_training_set`` in the dysts index).
 
-    The index is ``index_path``, else ``$DYNAMIX_DYSTS_DIR/index.json``.
+    The index is ``index_path``, else ``$DYNAMIX_DYSTS_DIR/index.json``; without either, the built-in list
+    :data:`TRAINING_SYSTEMS` (the same 30 systems).
     """
     folder = dysts_dir()
     path = Path(index_path) if index_path else (folder / "index.json" if folder else None)
+    if path is None and index_path is None:
+        return list(TRAINING_SYSTEMS)
     if path is None or not path.exists():
         raise FileNotFoundError(
-            f"No dysts index at {path}; pass the system names explicitly or set {DYSTS_DIR_ENV} to the folder "
-            "of stored dysts trajectories (with index.json)."
+            f"No dysts index at {path}; pass the system names explicitly, or point {DYSTS_DIR_ENV} at the folder "
+            "of stored dysts trajectories (with index.json), or unset it to integrate the 30 training systems "
+            "with dysts."
         )
     index = json.loads(path.read_text())
     return [name for name, info in index.items() if info.get("in_dynamix_training_set") and "error" not in info]
@@ -51,7 +66,10 @@ def integrate_dysts(name: str, n_points: int) -> np.ndarray:
     try:
         import dysts.flows as flows
     except ImportError as exc:
-        raise ImportError(f"Integrating {name!r} needs the dysts package (pip install dysts).") from exc
+        raise ImportError(
+            f"Integrating {name!r} needs the dysts package (pip install dysts), or stored trajectories: set "
+            f"corpus_dir (e.g. ../shared/data/dysts-train-100k) or {DYSTS_DIR_ENV} to a folder of <system>.npy files."
+        ) from exc
     system = getattr(flows, name)()
     return np.asarray(
         system.make_trajectory(n_points, pts_per_period=50, method="DOP853", rtol=1e-10, atol=1e-10), dtype=np.float64

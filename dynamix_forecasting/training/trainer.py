@@ -266,7 +266,12 @@ class Trainer:
             truth = data[self.s.eval_context : self.s.eval_context + self.s.eval_horizon]
             with torch.no_grad():
                 paths = pipeline.forecast(
-                    ctx, truth.shape[0], seed=0, divergence_guard=10.0, num_samples=self.s.eval_samples
+                    ctx,
+                    truth.shape[0],
+                    mode="dynamics",
+                    seed=0,
+                    divergence_guard=10.0,
+                    num_samples=self.s.eval_samples,
                 )
             for forecast in paths.reshape(self.s.eval_samples, *truth.shape):
                 scores["D_stsp"].append(geometrical_misalignment(forecast, truth))
