@@ -126,7 +126,7 @@ def test_time_series_mode_runs_models_the_fast_kernels_do_not_cover():
 
 def test_an_array_initial_x_gets_the_modes_rule_not_numpys(pipeline):
     y = _seasonal()
-    with pytest.raises(ValueError, match="initial_x=.*belongs to mode='dynamics'"):
+    with pytest.raises(ValueError, match=r"initial_x=.*belongs to mode='dynamics'"):
         pipeline.forecast(y, 6, mode="time_series", initial_x=np.array([50.0]))
     out = pipeline.forecast(y, 6, initial_x=np.array([50.0]), noise=False)  # auto: an initial state is dynamics
     assert out.shape == (6,) and np.isfinite(out).all()
@@ -194,7 +194,7 @@ def test_foreign_errors_become_the_packages_own(pipeline, tmp_path):
             load_model(MODEL_FILE, device="cuda")
     (tmp_path / "dynamix-deep.safetensors").write_bytes(MODEL_FILE.read_bytes())
     (tmp_path / "config_deep.json").write_text("[" * 100_000 + "]" * 100_000)
-    with pytest.raises(ValueError, match="deep|larger than"):
+    with pytest.raises(ValueError, match=r"deep|larger than"):
         load_model(tmp_path / "dynamix-deep.safetensors")
 
 

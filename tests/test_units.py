@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from dynamix_forecasting.inputs import as_series_batch
-from dynamix_forecasting.options import check_bool, check_guard, check_seed, positive_int
 from dynamix_forecasting.julia_bson import BSONError, JuliaStruct, read_bson, resolve
+from dynamix_forecasting.options import check_bool, check_guard, check_seed, positive_int
 from dynamix_forecasting.preprocessing import (
     NonstationaryTransform,
     autocorrelation,
