@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--engines", default="pandas,spark,dask,ray,spark_presorted,dask_presorted")
     parser.add_argument("--mode", default="dynamics", choices=["dynamics", "time_series"])
     parser.add_argument("--cores", type=int, default=os.cpu_count() or 2)
-    parser.add_argument("--output", default="benchmarks/results-scale/scale.csv")
+    parser.add_argument("--output", default="benchmarks/results/scale/scale.csv")
     args = parser.parse_args(argv)
     options = {"mode": args.mode, "quantile_levels": [0.1, 0.5, 0.9]}
     if args.mode == "dynamics":

@@ -13,7 +13,7 @@ from mkdocs.structure.files import File
 
 ROOT = Path(__file__).resolve().parents[1]
 #: Plot folders of committed benchmark runs -> where they appear on the site.
-PLOTS = {"results": "benchmarks-plots", "results-speed": "benchmarks-speed-plots"}
+PLOTS = {"results/leaderboard": "benchmarks-plots", "results/speed": "benchmarks-speed-plots"}
 
 
 def on_files(files, config):

@@ -7,8 +7,8 @@
 
 Usage::
 
-    python docs/scripts/reproduction_eval.py CHECKPOINT --released-results benchmarks/results \
-        --trained-results benchmarks/results-reproduction --output docs/training-runs/reproduction/evaluation.md
+    python docs/scripts/reproduction_eval.py CHECKPOINT --released-results benchmarks/results/leaderboard \
+        --trained-results benchmarks/results/archive/reproduction --output docs/training-runs/reproduction/evaluation.md
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ def main() -> None:
     parser.add_argument("checkpoint")
     parser.add_argument("--released", default="dynamix-3d-alrnn-v1.0")
     parser.add_argument("--examples-dir", default="../shared/data/dynamix-examples")
-    parser.add_argument("--released-results", default="benchmarks/results")
+    parser.add_argument("--released-results", default="benchmarks/results/leaderboard")
     parser.add_argument("--trained-results", required=True)
     parser.add_argument("--output", required=True)
     args = parser.parse_args()

@@ -7,8 +7,8 @@ the declared tuning split (``benchmarks/splits.py``), each relative to seasonal 
 
 Usage::
 
-    python docs/scripts/ts_checkpoint_eval.py --main benchmarks/results \
-        --trained benchmarks/results-ts-synth --output docs/training-runs/dynamix-3d-ts-synth/evaluation.md
+    python docs/scripts/ts_checkpoint_eval.py --main benchmarks/results/leaderboard \
+        --trained benchmarks/results/archive/ts-synth --output docs/training-runs/dynamix-3d-ts-synth/evaluation.md
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def geometric_means(frame: pd.DataFrame, tasks: tuple[str, ...] | None) -> dict[
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--main", default="benchmarks/results")
+    parser.add_argument("--main", default="benchmarks/results/leaderboard")
     parser.add_argument("--trained", required=True)
     parser.add_argument("--output", required=True)
     args = parser.parse_args()
