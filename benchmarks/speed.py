@@ -13,6 +13,11 @@ All run the full ``DynaMixPipeline.forecast`` (preprocessing included) with the 
 Lorenz-63 windows. A benchmark script, not a test: it prints figures.
 
 Usage: ``python benchmarks/speed.py [--cases a,b,c,d] [--backends plain,torch,numba] [--repeats 3]``
+
+A/B against an earlier revision: ``python benchmarks/speed.py --ab REV [--rounds 4] [--cases a,b,c]`` checks
+REV out into a temporary git worktree and times ``DynaMixPipeline.forecast(x, H, seed=0)`` (the released model
+from ``../shared``, the default backend, noise on) of that tree and of this one in alternating fresh
+processes on the same inputs, and prints each round and the best of each side.
 """
 
 from __future__ import annotations
@@ -100,14 +105,73 @@ def measure(case: str, backend: str, repeats: int, device: str = "cpu") -> tuple
     return result
 
 
+_AB_CHILD = """
+import sys, time
+import numpy as np
+from dynamix_forecasting import DynaMixPipeline
+data, horizon, repeats = np.load(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+pipeline = DynaMixPipeline.from_pretrained(sys.argv[4])
+pipeline.forecast(data[:, :2] if data.ndim == 3 else data, 3, seed=0)  # compile / warm up
+best = float("inf")
+for _ in range(repeats):
+    start = time.perf_counter()
+    pipeline.forecast(data, horizon, seed=0)
+    best = min(best, time.perf_counter() - start)
+print(best)
+"""
+
+
+def ab(rev: str, cases: list[str], rounds: int, repeats: int) -> None:
+    """Time this tree against revision ``rev`` in alternating fresh processes (see the module docstring)."""
+    import subprocess
+    import sys
+    import tempfile
+
+    root = Path(__file__).resolve().parents[1]
+    model = root.parent / "shared" / "models" / "dynamix" / "dynamix-3d-alrnn-v1.0.safetensors"
+    with tempfile.TemporaryDirectory(prefix="dynamix-ab-") as tmp:
+        old = Path(tmp) / "old"
+        subprocess.run(["git", "-C", str(root), "worktree", "add", "--detach", str(old), rev], check=True,
+                       capture_output=True)  # fmt: skip
+        try:
+            print(f"A/B: {rev} (old) against the working tree (new); best of {repeats} per process, {rounds} rounds")
+            for case in cases:
+                n_series, length, horizon = CASES[case]
+                ctx = contexts(n_series, length)
+                path = Path(tmp) / f"{case}.npy"
+                np.save(path, ctx[:, 0] if n_series == 1 else ctx)
+                best = {"old": float("inf"), "new": float("inf")}
+                for r in range(rounds):
+                    for side, tree in (("old", old), ("new", root)):
+                        env = {**os.environ, "PYTHONPATH": str(tree)}
+                        out = subprocess.run(
+                            [sys.executable, "-c", _AB_CHILD, str(path), str(horizon), str(repeats), str(model)],
+                            env=env, capture_output=True, text=True, check=True, cwd=tree,
+                        )  # fmt: skip
+                        seconds = float(out.stdout.strip().splitlines()[-1])
+                        best[side] = min(best[side], seconds)
+                        rate = n_series * horizon / seconds
+                        print(f"  case {case} round {r} {side}: {rate:>12,.0f} series-steps/s", flush=True)
+                old_rate, new_rate = (n_series * horizon / best[k] for k in ("old", "new"))
+                print(f"case {case} ({n_series} x {length} x {horizon}): old {old_rate:,.0f}, new {new_rate:,.0f} "
+                      f"series-steps/s, new/old {new_rate / old_rate:.2f}x", flush=True)  # fmt: skip
+        finally:
+            subprocess.run(["git", "-C", str(root), "worktree", "remove", "--force", str(old)], capture_output=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", default="a,b,c,d")
     parser.add_argument("--backends", default="plain,torch,numba")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default="cpu", help="cpu or cuda (numba is CPU-only)")
+    parser.add_argument("--ab", metavar="REV", help="time the working tree against git revision REV (see above)")
+    parser.add_argument("--rounds", type=int, default=4, help="A/B: alternating rounds")
     args = parser.parse_args()
     cases, backends = args.cases.split(","), args.backends.split(",")
+    if args.ab:
+        ab(args.ab, cases, args.rounds, args.repeats)
+        return
 
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
           f"torch {torch.__version__} with {torch.get_num_threads()} threads")  # fmt: skip

@@ -19,7 +19,7 @@ from .model import DynaMix
 from .options import ForecastOptions
 from .preprocessing import BOXCOX_REACH, min_context_length
 from .rollout import choose_backend
-from .rows import RowInverse, prepare_rows
+from .rows import PreparedRows, prepare_rows
 
 
 @dataclass(frozen=True)
@@ -108,7 +108,7 @@ def dynamics_paths(
         context_values=sum(s.shape[0] for s in batch.series) * (n_data if split else 1) * n_model,
         batch_size=options.batch_size,
     )
-    prepared = prepare_rows(batch, options, n_model)
+    prepared = prepare_rows(batch, options, n_model, fast=step_kind != "reference")
     obs, gates, _ = roll_rows(
         model,
         prepared.embedded,
@@ -127,7 +127,7 @@ def dynamics_paths(
         record_weights=record_weights,
         warn=warn,
     )
-    paths = invert_rows(prepared.inverses, obs, batch, split, num_samples, stacklevel + 1, warn)
+    paths = invert_rows(prepared, obs, batch, num_samples, stacklevel + 1, warn)
     weights = None
     if gates is not None:  # rows are sample-major: (K * S, H, J) -> (K, H, S, J)
         weights = gates.reshape(num_samples, n_rows, horizon, -1).transpose(0, 2, 1, 3).astype(np.float64)
@@ -135,31 +135,39 @@ def dynamics_paths(
 
 
 def invert_rows(
-    inverses: list[RowInverse],
-    obs: np.ndarray,
-    batch: SeriesBatch,
-    split: bool,
-    num_samples: int,
-    stacklevel: int,
-    warn: bool = True,
+    prepared: PreparedRows, obs: np.ndarray, batch: SeriesBatch, num_samples: int, stacklevel: int, warn: bool = True
 ) -> np.ndarray:
-    """Undo each row's preprocessing into one ``(K, H, S, F)`` float64 array."""
+    """Undo every row's preprocessing at once into one ``(K, H, S, F)`` float64 array.
+
+    Written in place through a view of the output in the rows' layout (no temporaries of the output's size):
+    peak memory is the float32 rollout plus the float64 result.
+    """
     n_series, n_data = len(batch.series), batch.n_channels
-    n_rows, horizon = len(inverses), obs.shape[1]
+    n_rows, horizon, n = len(prepared.embedded), obs.shape[1], prepared.n_obs
     out = np.empty((num_samples, horizon, n_series, n_data))
-    saturated = np.zeros(num_samples * n_rows, dtype=np.int64)
-    for r, inverse in enumerate(inverses):
-        # Row r is series r, or channel r % F of series r // F when channels are forecast one by one.
-        s, cols = (r // n_data, slice(r % n_data, r % n_data + 1)) if split else (r, slice(None))
-        # Written in place into the output (no temporaries of the output's size): peak memory is the
-        # float32 rollout plus the float64 result.
-        f = out[:, :, s, cols]  # (K, H, n) view
-        f[...] = obs[r::n_rows, :, : inverse.n_data]
-        saturated[r::n_rows] = inverse.apply(f)
+    # Row r is series r, or channel r % F of series r // F when channels are forecast one by one.
+    if prepared.split:
+        view = out.transpose(0, 2, 3, 1).reshape(num_samples, n_rows, horizon)[..., None]
+    else:
+        view = out.transpose(0, 2, 1, 3)  # (K, R, H, n)
+    assert np.shares_memory(view, out)  # a view, so the writes below land in `out`
+    view[...] = obs[:, :, :n].reshape(num_samples, n_rows, horizon, n)  # rows sample-major
+    if prepared.std is not None and prepared.mean is not None:
+        view *= prepared.std[None, :, None, :]
+        view += prepared.mean[None, :, None, :]
+    saturated = np.zeros((num_samples, n_rows), dtype=np.int64)
+    for r, transform in enumerate(prepared.nonstationary):
+        if transform is not None:
+            view[:, r], clipped = transform.inverse(view[:, r])
+            hit = np.asarray(clipped.any(axis=-1))  # (K, H)
+            saturated[:, r] = np.where(hit.any(axis=1), hit.argmax(axis=1) + 1, 0)
+    if prepared.constant.any():
+        rows, channels = np.nonzero(prepared.constant)
+        view[:, rows, :, channels] = prepared.first[rows, channels][:, None, None]
     if warn and saturated.any():
         # The rollout's check is in standardized units; the inverse Box-Cox can still run away in data units.
         warn_divergence(
-            saturated,
+            saturated.reshape(-1),
             n_rows,
             num_samples,
             f"its inverse Box-Cox transform left {BOXCOX_REACH:g}x the context's range and was bounded there",

@@ -31,6 +31,30 @@ from .packed_weights import PackedWeights
 if "NUMBA_THREADING_LAYER" not in os.environ:
     numba.config.THREADING_LAYER = "forksafe"  # type: ignore[attr-defined]
 
+
+def _preload_tbb() -> None:
+    """Make pip's TBB wheel loadable for numba's TBB layer.
+
+    The wheel puts ``libtbb.so.12`` in ``<prefix>/lib``, which the dynamic loader does not search in a virtual
+    environment; without it "forksafe" falls back to numba's workqueue, which launches parallel regions 10-15 %
+    slower on small batches (measured: 1 x 2,000 x 10,000 and 32 x 512 x 1,000). Loaded globally once, before
+    numba starts its threading layer; nothing happens where the library is absent or already found.
+    """
+    import ctypes
+
+    for prefix in dict.fromkeys((sys.prefix, sys.base_prefix)):
+        lib = os.path.join(prefix, "lib", "libtbb.so.12")
+        if os.path.exists(lib):
+            try:
+                ctypes.CDLL(lib, mode=ctypes.RTLD_GLOBAL)
+            except OSError:  # pragma: no cover - a broken install: numba then uses another fork-safe layer
+                pass
+            return
+
+
+if sys.platform.startswith("linux"):
+    _preload_tbb()
+
 # Reassociation and contraction let the reductions vectorize; NaN/inf semantics are kept (no
 # 'nnan'/'ninf'), because a diverging forecast must stay visibly non-finite.
 _FASTMATH = {"reassoc", "contract", "arcp", "nsz"}
@@ -199,9 +223,16 @@ _attend = njit(fastmath=_FASTMATH, cache=True, nogil=True, error_model="numpy")(
 _compiled = njit(parallel=True, fastmath=_FASTMATH, cache=True, nogil=True, error_model="numpy")(_kernel)
 
 
+_READY = False
+
+
 def _announce_first_compilation() -> None:
     """One line on stderr when the kernel is about to be compiled (not loaded from numba's on-disk cache)."""
+    global _READY
+    if _READY:
+        return  # checked in this process already (the dispatcher's signature list costs ~20 us per look)
     if _compiled.signatures:
+        _READY = True
         return  # compiled or loaded in this process already
     try:
         index = _compiled._cache._cache_file._index_path  # type: ignore[attr-defined]  # numba internals

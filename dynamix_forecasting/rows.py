@@ -2,8 +2,8 @@
 
 A *row* is one series, or one channel of a series when its channels are forecast one by one (more
 channels than the model's ``N``). :func:`prepare_rows` turns a :class:`~dynamix_forecasting.inputs.SeriesBatch`
-into float32 embedded contexts and initial conditions; :class:`RowInverse` undoes each row's transforms
-on its forecast.
+into float32 embedded contexts and initial conditions, and keeps what undoes each row's transforms
+(:class:`PreparedRows`; the dynamics mode inverts all rows at once).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from .preprocessing import standardize as standardize_series
 
 @dataclass(frozen=True)
 class RowInverse:
-    """What undoes one row's preprocessing on its forecast (data units, float64)."""
+    """What undoes one row's preprocessing on its forecast (data units, float64), on the published path."""
 
     n_data: int
     mean: np.ndarray | None
@@ -36,36 +36,42 @@ class RowInverse:
     constant: np.ndarray
     constant_values: np.ndarray
 
-    def apply(self, f: np.ndarray) -> np.ndarray:
-        """Invert ``f`` ``(K, H, n)`` in place; returns each sample's first step (1-based) where the inverse
-        Box-Cox had to be bounded, 0 where it never was."""
-        saturated = np.zeros(f.shape[0], dtype=np.int64)
-        if self.std is not None:
-            f *= self.std
-            f += self.mean
-        if self.nonstationary is not None:
-            f[...], clipped = self.nonstationary.inverse(f)
-            hit = np.asarray(clipped.any(axis=-1))  # (K, H)
-            saturated = np.where(hit.any(axis=1), hit.argmax(axis=1) + 1, 0)
-        if self.constant.any():
-            f[..., self.constant] = self.constant_values[self.constant]
-        return saturated
-
 
 @dataclass(frozen=True)
 class PreparedRows:
-    """The model's inputs for every row: embedded float32 contexts ``(T_r, N)``, initial conditions ``(R, N)``,
-    and the inverses of each row's transforms."""
+    """The model's inputs for every row and what undoes each row's transforms, as arrays.
+
+    Attributes
+    ----------
+    embedded : list of numpy.ndarray
+        ``R`` embedded float32 contexts ``(T_r, N)``.
+    x0 : numpy.ndarray
+        ``(R, N)`` initial conditions.
+    split : bool
+        Whether rows are single channels of the series (more channels than ``N``).
+    mean, std : numpy.ndarray or None
+        ``(R, n)`` standardization of each row's ``n`` data channels (None: not standardized).
+    constant : numpy.ndarray
+        ``(R, n)`` channels that hold one value (forecast as that value).
+    first : numpy.ndarray
+        ``(R, n)`` each row's first value (the value of a constant channel).
+    nonstationary : list
+        Per row, its :class:`~dynamix_forecasting.preprocessing.NonstationaryTransform` or None.
+    """
 
     embedded: list[np.ndarray]
     x0: np.ndarray
-    inverses: list[RowInverse]
     split: bool
+    mean: np.ndarray | None
+    std: np.ndarray | None
+    constant: np.ndarray
+    first: np.ndarray
+    nonstationary: list[NonstationaryTransform | None]
 
     @property
     def n_obs(self) -> int:
-        """Observed channels to keep from the rollout (the widest row)."""
-        return max(inverse.n_data for inverse in self.inverses)
+        """Observed channels to keep from the rollout."""
+        return int(self.constant.shape[1])
 
 
 def transform_row(series: np.ndarray, standardize: bool, fit_nonstationary: bool) -> tuple[np.ndarray, RowInverse]:
@@ -110,9 +116,21 @@ def transform_rows(
     ]
 
 
+def transform_rows_fast(rows: list[np.ndarray]) -> tuple[list[np.ndarray], np.ndarray, np.ndarray, np.ndarray]:
+    """Standardization of every row with exact float64 statistics from one compiled pass
+    (:func:`~dynamix_forecasting.batch_stats.row_statistics`): the same bits for a row alone or in any batch.
+
+    Returns the float32 standardized rows and ``(R, n)`` means, stds and constant-channel flags.
+    """
+    from .batch_stats import standardize_rows  # numba loads with the first fast forecast, not at import
+
+    return standardize_rows(rows)
+
+
 def embed_row(
     data: np.ndarray,
-    inverse: RowInverse,
+    mean: np.ndarray | None,
+    std: np.ndarray | None,
     initial_x: np.ndarray | None,
     n_model: int,
     method: str,
@@ -129,7 +147,7 @@ def embed_row(
         )
     if initial_x is None:
         return embedded, embedded[-1]
-    x = initial_x if inverse.std is None else (initial_x - inverse.mean) / inverse.std
+    x = initial_x if std is None else (initial_x - mean) / std
     x = x.astype(np.float32)
     return embedded, x if x.shape[0] == n_model else complete_initial_condition(x, embedded)
 
@@ -162,7 +180,7 @@ def season_per_series(season_length: int | tuple[int, ...] | None, n_series: int
     return values * n_series if len(values) == 1 else values
 
 
-def prepare_rows(batch: SeriesBatch, options: ForecastOptions, n_model: int) -> PreparedRows:
+def prepare_rows(batch: SeriesBatch, options: ForecastOptions, n_model: int, fast: bool = False) -> PreparedRows:
     """Transforms, embedding and initial conditions of every row of ``batch`` (dynamics mode).
 
     Parameters
@@ -173,6 +191,9 @@ def prepare_rows(batch: SeriesBatch, options: ForecastOptions, n_model: int) -> 
         Resolved options of the dynamics mode.
     n_model : int
         The model's observation dimension ``N``.
+    fast : bool, default False
+        Standardize with exact float64 statistics in one compiled pass (the fast backends) instead of the
+        published float32 statistics (the reference step: the authors' bits wherever those are accurate).
 
     Returns
     -------
@@ -188,19 +209,32 @@ def prepare_rows(batch: SeriesBatch, options: ForecastOptions, n_model: int) -> 
             f"season_length sets the period of preprocessing_method='pos_embedding', not {method!r}; "
             "drop season_length or use pos_embedding."
         )
-    staged = transform_rows(rows, options.standardizes, options.nonstationary)
+    first = np.stack([r[0] for r in rows])
+    nonstationary: list[NonstationaryTransform | None] = [None] * len(rows)
+    mean: np.ndarray | None = None
+    std: np.ndarray | None = None
+    if fast and options.standardizes and not options.nonstationary:
+        datas, mean, std, constant = transform_rows_fast(rows)
+    else:
+        staged = transform_rows(rows, options.standardizes, options.nonstationary)
+        datas = [data for data, _ in staged]
+        constant = np.stack([inverse.constant for _, inverse in staged])
+        nonstationary = [inverse.nonstationary for _, inverse in staged]
+        if options.standardizes:
+            mean = np.stack([np.asarray(inverse.mean, dtype=np.float64) for _, inverse in staged])
+            std = np.stack([np.asarray(inverse.std, dtype=np.float64) for _, inverse in staged])
     taus: list[int | None] = [None] * len(rows)
     if periods is not None:
         taus = [p for p in periods for _ in range(n_data)] if split else list(periods)
     elif method == "pos_embedding" and len(rows) > 1 and rows[0].shape[1] < n_model:
         # The embedding periods of many series from batched FFTs (one series keeps the exact 1-D path).
-        taus = list(positional_taus([data for data, _ in staged]))
+        taus = list(positional_taus(datas))
     rng = np.random.default_rng(options.seed)
     init_rows = initial_x_rows(options.initial_x, batch, split)
-    embedded = [
-        embed_row(data, inverse, x, n_model, method, rng, tau)
-        for (data, inverse), x, tau in zip(staged, init_rows, taus, strict=True)
-    ]
-    return PreparedRows(
-        [e for e, _ in embedded], np.stack([x0 for _, x0 in embedded]), [inverse for _, inverse in staged], split
-    )
+    embedded, x0 = [], []
+    for i, (data, x, tau) in enumerate(zip(datas, init_rows, taus, strict=True)):
+        e, start = embed_row(data, None if mean is None else mean[i], None if std is None else std[i], x, n_model,
+                             method, rng, tau)  # fmt: skip
+        embedded.append(e)
+        x0.append(start)
+    return PreparedRows(embedded, np.stack(x0), split, mean, std, constant, first, nonstationary)

@@ -1,0 +1,91 @@
+"""Standardization of many series at once, exact and the same bits for a series alone or in any batch.
+
+The fast paths (the compiled kernel with noise, the time-series mode) standardize every row here: one
+compiled pass over a ragged batch (all rows concatenated, with offsets) computes each row's per-channel
+mean and standard deviation in float64, in a fixed sequential order, so a row's statistics depend only on
+its own values, never on the batch, the CPU's vector units or numpy's choice of summation. The statistics are
+those of :func:`~dynamix_forecasting.preprocessing.standardization` (exact for any scale and offset, constant
+channels get std 1), to float64 rounding.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+
+@njit(cache=True, nogil=True)
+def _row_stats(values, offsets, mean, std, constant):  # pragma: no cover - compiled
+    n_rows = offsets.shape[0] - 1
+    n_ch = values.shape[1]
+    for r in range(n_rows):
+        lo, hi = offsets[r], offsets[r + 1]
+        n = hi - lo
+        for f in range(n_ch):
+            total = 0.0
+            first = values[lo, f]
+            same = True
+            for t in range(lo, hi):
+                v = values[t, f]
+                total += v
+                if v != first:
+                    same = False
+            m = total / n
+            reach = 0.0
+            for t in range(lo, hi):
+                d = abs(values[t, f] - m)
+                if d > reach:
+                    reach = d
+            s = 0.0
+            if reach > 0.0 and n > 1:
+                acc = 0.0
+                for t in range(lo, hi):
+                    q = (values[t, f] - m) / reach
+                    acc += q * q
+                s = reach * np.sqrt(acc / (n - 1))
+            mean[r, f] = m
+            std[r, f] = s if s > 0.0 else 1.0
+            constant[r, f] = same
+
+
+def standardize_rows(rows: list[np.ndarray]) -> tuple[list[np.ndarray], np.ndarray, np.ndarray, np.ndarray]:
+    """Every row standardized with its own exact statistics: float32 rows and ``(R, n)`` mean, std, constancy.
+
+    One concatenated array and elementwise operations: a row's values are the same bits alone or in any batch.
+    """
+    lengths = np.array([r.shape[0] for r in rows])
+    values = np.concatenate(rows, axis=0) if len(rows) > 1 else np.ascontiguousarray(rows[0], dtype=np.float64)
+    mean, std, constant = row_statistics(rows, values)
+    scaled = ((values - np.repeat(mean, lengths, axis=0)) / np.repeat(std, lengths, axis=0)).astype(np.float32)
+    return np.split(scaled, np.cumsum(lengths)[:-1]), mean, std, constant
+
+
+def row_statistics(
+    rows: list[np.ndarray], values: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-row, per-channel mean, standard deviation (ddof 1; 1 for a constant channel) and constancy.
+
+    Parameters
+    ----------
+    rows : list of numpy.ndarray
+        ``R`` float64 rows ``(T_r, F)`` of one channel count.
+    values : numpy.ndarray, optional
+        The rows already concatenated along time.
+
+    Returns
+    -------
+    mean, std : numpy.ndarray
+        ``(R, F)`` float64.
+    constant : numpy.ndarray
+        ``(R, F)`` bool: the channel holds one value.
+    """
+    n_ch = rows[0].shape[1]
+    offsets = np.zeros(len(rows) + 1, dtype=np.int64)
+    np.cumsum([r.shape[0] for r in rows], out=offsets[1:])
+    if values is None:
+        values = np.concatenate(rows, axis=0) if len(rows) > 1 else np.ascontiguousarray(rows[0])
+    mean = np.empty((len(rows), n_ch))
+    std = np.empty((len(rows), n_ch))
+    constant = np.empty((len(rows), n_ch), dtype=np.bool_)
+    _row_stats(np.ascontiguousarray(values, dtype=np.float64), offsets, mean, std, constant)
+    return mean, std, constant
