@@ -89,3 +89,58 @@ def row_statistics(
     constant = np.empty((len(rows), n_ch), dtype=np.bool_)
     _row_stats(np.ascontiguousarray(values, dtype=np.float64), offsets, mean, std, constant)
     return mean, std, constant
+
+
+@njit(cache=True, nogil=True)
+def _aligned_stats(values, lengths, mean, std, constant, scaled):  # pragma: no cover - compiled
+    n_rows, width = values.shape
+    for r in range(n_rows):
+        lo = width - lengths[r]
+        n = lengths[r]
+        total = 0.0
+        first = values[r, lo]
+        same = True
+        for t in range(lo, width):
+            v = values[r, t]
+            total += v
+            if v != first:
+                same = False
+        m = total / n
+        reach = 0.0
+        for t in range(lo, width):
+            d = abs(values[r, t] - m)
+            if d > reach:
+                reach = d
+        s = 0.0
+        if reach > 0.0 and n > 1:
+            acc = 0.0
+            for t in range(lo, width):
+                q = (values[r, t] - m) / reach
+                acc += q * q
+            s = reach * np.sqrt(acc / (n - 1))
+        mean[r] = m
+        sd = s if s > 0.0 else 1.0
+        std[r] = sd
+        constant[r] = same
+        for t in range(lo):
+            scaled[r, t] = np.float32(0.0)
+        for t in range(lo, width):
+            scaled[r, t] = np.float32((values[r, t] - m) / sd)
+
+
+def standardize_aligned(
+    values: np.ndarray, lengths: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Univariate rows right-aligned in ``values`` ``(R, W)`` (row ``r`` is its last ``lengths[r]`` entries),
+    each standardized with its own exact statistics (the same as :func:`row_statistics`).
+
+    Returns the float32 standardized rows (zero before each row's start) and ``(R,)`` mean, std, constancy.
+    """
+    values = np.ascontiguousarray(values, dtype=np.float64)
+    lengths = np.ascontiguousarray(lengths, dtype=np.int64)
+    mean = np.empty(values.shape[0])
+    std = np.empty(values.shape[0])
+    constant = np.empty(values.shape[0], dtype=np.bool_)
+    scaled = np.empty(values.shape, dtype=np.float32)
+    _aligned_stats(values, lengths, mean, std, constant, scaled)
+    return scaled, mean, std, constant

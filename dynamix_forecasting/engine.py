@@ -95,6 +95,48 @@ def roll_rows(
         t_len = int(lengths.min())
         ctx = np.stack([e[-t_len:] for e in embedded]).astype(np.float32, copy=False)
         lengths = np.full(n_rows, t_len)
+    return roll_padded(
+        model,
+        ctx,
+        lengths,
+        x0,
+        horizon,
+        num_samples=num_samples,
+        seed=seed,
+        noise=noise,
+        guard=guard,
+        batch_size=batch_size,
+        progress=progress,
+        step_kind=step_kind,
+        n_obs=n_obs,
+        stacklevel=stacklevel + 1,
+        record_weights=record_weights,
+        warn=warn,
+    )
+
+
+def roll_padded(
+    model: DynaMix,
+    ctx: np.ndarray,
+    lengths: np.ndarray,
+    x0: np.ndarray,
+    horizon: int,
+    *,
+    num_samples: int,
+    seed: int | None,
+    noise: bool,
+    guard: float | None,
+    batch_size: int | None,
+    progress: bool,
+    step_kind: str,
+    n_obs: int,
+    stacklevel: int,
+    record_weights: bool = False,
+    warn: bool = True,
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """:func:`roll_rows` of contexts already in one left-padded float32 array ``(R, T, N)`` with their true
+    ``lengths`` (the time-series mode builds it directly)."""
+    n_rows, t_len, n_model = ctx.shape
     device = model.B.device
     contexts = torch.as_tensor(ctx, device=device)  # (R, T, N), batch-first through every backend
     lengths_t = torch.as_tensor(lengths, dtype=torch.int64, device=device)

@@ -247,22 +247,39 @@ def _announce_first_compilation() -> None:
         )
 
 
-def _encode_rowwise(frames: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
+def _encode(frames, first, weight, bias, out):  # pragma: no cover - compiled
+    """The gating network's kernel-2 convolution of every context from its first real frame on."""
+    n_ctx, n_in, _ = frames.shape
+    n_out, _, width = weight.shape
+    length = out.shape[2]
+    for s in prange(n_ctx):
+        for o in range(n_out):
+            for t in range(first[s], length):
+                acc = bias[o]
+                for i in range(n_in):
+                    for k in range(width):
+                        acc += weight[o, i, k] * frames[s, i, t + k]
+                out[s, o, t] = acc
+
+
+# No fastmath: every output is computed in the fixed order above, whatever the batch.
+_encode_compiled = njit(parallel=True, cache=True, nogil=True)(_encode)
+
+
+def _encode_rowwise(
+    frames: np.ndarray, weight: np.ndarray, bias: np.ndarray, first: np.ndarray | None = None
+) -> np.ndarray:
     """The gating network's kernel-2 convolution of ``(S, N, T)`` contexts as ``(S, N, T-1)``.
 
-    Written as elementwise float32 operations in a fixed order (torch's conv1d may pick another
-    algorithm for another batch size, and so round differently), so each series' encoding is the same
-    bits whatever batch it comes in.
+    Each output is a float32 sum in a fixed order (torch's conv1d may pick another algorithm for another batch
+    size, and so round differently), so each series' encoding is the same bits whatever batch it comes in.
+    Frames before ``first`` (left padding) are not encoded (left at zero; the attention never reads them).
     """
-    n_out, n_in, width = weight.shape
+    n_out, _, width = weight.shape
     length = frames.shape[2] - width + 1
-    out = np.empty((frames.shape[0], n_out, length), dtype=np.float32)
-    for o in range(n_out):
-        acc = np.full((frames.shape[0], length), bias[o], dtype=np.float32)
-        for i in range(n_in):
-            for k in range(width):
-                acc += weight[o, i, k] * frames[:, i, k : k + length]
-        out[:, o] = acc
+    out = np.zeros((frames.shape[0], n_out, length), dtype=np.float32)
+    start = np.zeros(frames.shape[0], dtype=np.int64) if first is None else np.ascontiguousarray(first, np.int64)
+    _encode_compiled(np.ascontiguousarray(frames), start, np.ascontiguousarray(weight), np.ascontiguousarray(bias), out)
     return out
 
 
@@ -283,8 +300,10 @@ class NumbaStep:
         used, ctx_index = torch.unique(rows, return_inverse=True)
         frames = as32(contexts.index_select(0, used).transpose(1, 2))  # (S, N, T): channel-major, vectorizes
         w = PackedWeights.of(model)
+        # Padding sits at the start: the first real attention frame is T - length.
+        first_ctx = (contexts.shape[1] - lengths.index_select(0, used)).cpu().numpy()
         self.frames = np.ascontiguousarray(frames[:, :, :-1])
-        self.encoded = _encode_rowwise(frames, as32(w.conv_weight), as32(w.conv_bias))
+        self.encoded = _encode_rowwise(frames, as32(w.conv_weight), as32(w.conv_bias), first_ctx)
         self.params = (
             as32(w.d),
             as32(w.sigma),
@@ -301,9 +320,7 @@ class NumbaStep:
             np.int64(w.relu_from),
         )
         self.ctx_index = np.ascontiguousarray(ctx_index.cpu().numpy(), dtype=np.int64)
-        # Padding sits at the start: the first real attention frame is T - length.
-        first = (contexts.shape[1] - lengths.index_select(0, used)).cpu().numpy()
-        self.first_frame = np.ascontiguousarray(first[self.ctx_index], dtype=np.int64)
+        self.first_frame = np.ascontiguousarray(first_ctx[self.ctx_index], dtype=np.int64)
         # A private copy: the kernel advances it in place (the caller's z0 must not change).
         self.z = np.array(z0.detach().cpu().numpy(), dtype=np.float32, order="C", copy=True)
         batch = self.z.shape[0]

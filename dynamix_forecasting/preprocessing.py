@@ -136,6 +136,12 @@ def _waves(t_len: int, tau: int, extra: int) -> np.ndarray:
     return waves
 
 
+def positional_waves(t_len: int, tau: int, extra: int) -> np.ndarray:
+    """The positional embedding's ``extra`` sinusoids of period ``tau`` at time steps ``1..t_len`` (float32,
+    read-only; the same values :func:`embed` uses)."""
+    return _waves(t_len, tau, extra)
+
+
 def embed(
     data: np.ndarray,
     model_dim: int,

@@ -31,16 +31,7 @@ def is_seasonal(y: np.ndarray, season_length: int) -> bool:
     -------
     bool
     """
-    n = y.shape[0]
-    if season_length <= 1 or n < 3 * season_length:
-        return False
-    centred = y - y.mean()
-    denom = float(centred @ centred)
-    if denom == 0.0:
-        return False
-    r = np.array([centred[k:] @ centred[:-k] for k in range(1, season_length + 1)]) / denom
-    limit = SEASONALITY_Z * np.sqrt((1.0 + 2.0 * np.sum(r[:-1] ** 2)) / n)
-    return bool(abs(r[-1]) > limit)
+    return bool(fit_adjustments([y], season_length).seasonal[0])
 
 
 @dataclass(frozen=True)
@@ -70,29 +61,125 @@ class SeasonalAdjustment:
 
 
 def fit_adjustment(y: np.ndarray, season_length: int) -> SeasonalAdjustment | None:
-    """Classical decomposition's seasonal indices where :func:`is_seasonal` holds, else None.
-
-    A centred moving average of one season (``2 x m`` for even ``m``) estimates the trend; the indices
-    are the mean ratio (multiplicative, for strictly positive series) or difference (additive) to it
-    at each position of the season, normalized to mean 1 or 0.
-    """
-    if not is_seasonal(y, season_length):
+    """Classical decomposition's seasonal indices where :func:`is_seasonal` holds, else None (one series; see
+    :func:`fit_adjustments`)."""
+    batch = fit_adjustments([y], season_length)
+    if not batch.seasonal[0]:
         return None
-    m = season_length
-    weights = np.r_[0.5, np.ones(m - 1), 0.5] / m if m % 2 == 0 else np.ones(m) / m
-    trend = np.convolve(y, weights, mode="valid")
-    offset = (weights.size - 1) // 2
-    t = np.arange(offset, offset + trend.size)
-    multiplicative = bool(np.all(y > 0))
-    detrended = y[t] / trend if multiplicative else y[t] - trend
-    indices = np.array([detrended[t % m == k].mean() for k in range(m)])
-    if multiplicative:
-        indices = indices / indices.mean()
-        if not np.all(np.isfinite(indices)) or np.any(indices <= 0):
-            return None
-    else:
-        indices = indices - indices.mean()
-    return SeasonalAdjustment(indices, multiplicative)
+    return SeasonalAdjustment(batch.indices[0], bool(batch.multiplicative[0]))
+
+
+@dataclass(frozen=True)
+class SeasonalAdjustments:
+    """The seasonal adjustment of many series at once.
+
+    Attributes
+    ----------
+    seasonal : numpy.ndarray
+        ``(G,)`` whether each series is adjusted (the test held and the indices are usable).
+    multiplicative : numpy.ndarray
+        ``(G,)`` whether its indices divide (strictly positive series) or are subtracted.
+    indices : numpy.ndarray
+        ``(G, m)`` its seasonal indices by position ``t % m`` (1 or 0 where not adjusted).
+    """
+
+    seasonal: np.ndarray
+    multiplicative: np.ndarray
+    indices: np.ndarray
+
+    def factors(self, start: np.ndarray, length: int) -> np.ndarray:
+        """``(G, length)`` indices of time steps ``start_g .. start_g + length - 1``."""
+        m = self.indices.shape[1]
+        pos = (start[:, None] + np.arange(length)[None]) % m
+        return np.take_along_axis(self.indices, pos, axis=1)
+
+    def adjust(self, values: np.ndarray, start: np.ndarray) -> np.ndarray:
+        """Remove the season from ``values`` ``(G, L)`` whose first column is time step ``start``."""
+        f = self.factors(start, values.shape[1])
+        with np.errstate(divide="ignore", invalid="ignore"):  # both branches are computed; one is kept
+            return np.where(self.multiplicative[:, None], values / f, values - f)
+
+    def restore(self, values: np.ndarray, start: np.ndarray) -> np.ndarray:
+        """Put the season back on ``values`` ``(..., G, H)`` whose first step is time step ``start``."""
+        f = self.factors(start, values.shape[-1])
+        return np.where(self.multiplicative[:, None], values * f, values + f)
+
+
+def fit_adjustments(series: list[np.ndarray], season_length: int) -> SeasonalAdjustments:
+    """The seasonality test and classical decomposition of many series of one season length, vectorized.
+
+    For each series: the test of :func:`is_seasonal` at lag ``m`` (at least three seasons); where it holds, a
+    centred moving average of one season (``2 x m`` for even ``m``) estimates the trend, and the indices are
+    the mean ratio (multiplicative, strictly positive series) or difference (additive) to it at each position
+    of the season, normalized to mean 1 or 0. Series of any lengths are processed together in buckets of
+    similar length (zero padding contributes nothing to the sums).
+    """
+    m = int(season_length)
+    count = len(series)
+    seasonal = np.zeros(count, dtype=bool)
+    multiplicative = np.zeros(count, dtype=bool)
+    indices = np.zeros((count, max(m, 1)))
+    lengths = np.array([len(y) for y in series])
+    if m <= 1 or count == 0:
+        return SeasonalAdjustments(seasonal, multiplicative, indices)
+    # Buckets of lengths within a factor of two: padding stays below half of each bucket's values.
+    buckets = np.floor(np.log2(np.maximum(lengths, 1))).astype(int)
+    for bucket in np.unique(buckets):
+        members = np.flatnonzero((buckets == bucket) & (lengths >= 3 * m))
+        if members.size:
+            _fit_bucket([series[i] for i in members], m, members, seasonal, multiplicative, indices)
+    indices[~seasonal] = np.where(multiplicative[~seasonal, None], 1.0, 0.0)
+    return SeasonalAdjustments(seasonal, multiplicative, indices)
+
+
+def _fit_bucket(
+    ys: list[np.ndarray], m: int, members: np.ndarray, seasonal: np.ndarray, mult: np.ndarray, indices: np.ndarray
+) -> None:
+    n = np.array([len(y) for y in ys])
+    width = int(n.max())
+    y = np.zeros((len(ys), width))
+    mask = np.arange(width)[None] < n[:, None]
+    for g, values in enumerate(ys):
+        y[g, : n[g]] = values
+    centred = np.where(mask, y - (y.sum(1) / n)[:, None], 0.0)
+    denom = np.einsum("gt,gt->g", centred, centred)
+    r = np.stack([np.einsum("gt,gt->g", centred[:, k:], centred[:, :-k]) for k in range(1, m + 1)], axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = r / denom[:, None]
+        limit = SEASONALITY_Z * np.sqrt((1.0 + 2.0 * np.sum(r[:, :-1] ** 2, axis=1)) / n)
+        test = (denom > 0) & (np.abs(r[:, -1]) > limit)
+    if not test.any():
+        return
+    # Centred moving average of one season from cumulative sums of the centred values (exact for large offsets).
+    half = m // 2
+    offset = (y.sum(1) / n)[:, None]
+    c = np.concatenate([np.zeros((len(ys), 1)), np.cumsum(centred, axis=1)], axis=1)
+    t = np.arange(width)
+    lo, hi = np.clip(t - half, 0, width), np.clip(t + half + 1, 0, width)
+    window = c[:, hi] - c[:, lo]
+    if m % 2 == 0:  # 2 x m: the two end points count half
+        ends = centred[:, np.clip(t - half, 0, width - 1)] + centred[:, np.clip(t + half, 0, width - 1)]
+        window = window - 0.5 * ends
+    trend = window / m + offset
+    valid = (t[None] >= half) & (t[None] < n[:, None] - half)
+    positive = np.all(np.where(mask, y > 0, True), axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        detrended = np.where(positive[:, None], y / trend, y - trend)
+    detrended = np.where(valid, detrended, 0.0)
+    pos = t % m
+    sums = np.zeros((len(ys), m))
+    counts = np.zeros((len(ys), m))
+    for k in range(m):
+        cols = pos == k
+        sums[:, k] = detrended[:, cols].sum(1)
+        counts[:, k] = valid[:, cols].sum(1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        idx = sums / counts
+        idx = np.where(positive[:, None], idx / idx.mean(1, keepdims=True), idx - idx.mean(1, keepdims=True))
+    usable = test & np.all(np.isfinite(idx), axis=1) & np.where(positive, np.all(idx > 0, axis=1), True)
+    seasonal[members] = usable
+    mult[members] = positive
+    indices[members] = np.where(usable[:, None], idx, 0.0)
 
 
 #: Longest season :func:`estimate_season_length` looks for (a week of hourly data is 168, of 15-minute data 672).

@@ -25,10 +25,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .seasonality import SeasonalAdjustment, fit_adjustment
+from .seasonality import fit_adjustments
 
-# roll(contexts, horizon, method, season_length) -> (S, H) point forecasts of the (adjusted) contexts.
-RollFn = Callable[[list[np.ndarray], int, str, int | None], np.ndarray]
+# roll(contexts, lengths, horizon, method, season_length) -> (R, H) point forecasts of the (adjusted) contexts:
+# contexts (R, W) right-aligned (row r's context is its last lengths[r] entries; entries before are NaN).
+RollFn = Callable[[np.ndarray, np.ndarray, int, str, int | None], np.ndarray]
 
 # Multiplies the fitted error spread; chosen on the tuning half of the time-series track
 # (benchmarks/splits.py) so that the 10-90 % band covers about 80 % there (77 %, ties split).
@@ -143,7 +144,12 @@ def forecast_time_series(
     windows: int = WINDOWS,
     interval_scale: float = INTERVAL_SCALE,
 ) -> TimeSeriesForecast:
-    """Forecast univariate series with the time-series mode (see the module docstring).
+    """Forecast univariate series with the time-series mode (see the module docstring), all series at once.
+
+    Every stage works on arrays of all series: the seasonal adjustment of every history and rolling origin
+    (:func:`~dynamix_forecasting.seasonality.fit_adjustments`), the candidates' contexts and trends, one
+    ``roll`` call per embedding for every (series, origin, candidate), the weights and the spread. A series'
+    forecast depends only on its own history.
 
     Parameters
     ----------
@@ -152,8 +158,8 @@ def forecast_time_series(
     horizon : int
         Steps ahead.
     roll : callable
-        ``roll(contexts, horizon, method, season_length) -> (S, H)``: DynaMix's point forecasts of
-        contexts (the pipeline passes its own).
+        ``roll(contexts, horizon, method, season_length) -> (R, H)``: DynaMix's point forecasts of
+        contexts of any lengths (the pipeline passes its own).
     season_length : int
         The data's season (1 for none).
     candidates : sequence of Candidate, optional
@@ -169,31 +175,34 @@ def forecast_time_series(
     """
     cands = tuple(candidates) if candidates is not None else default_candidates(season_length)
     ys = [np.asarray(h, dtype=np.float64) for h in histories]
-    n_series = len(ys)
-    points, seasonal = _candidate_points(ys, horizon, roll, season_length, cands)
-    # Rolling origins: window j forecasts the j-th last horizon of the history from what precedes it.
+    n_series, n_cands = len(ys), len(cands)
+    lengths = np.array([y.shape[0] for y in ys])
+    # Origins: 0 is the forecast itself, j = 1..windows forecasts the j-th last horizon of the history.
     min_history = max(8, 2 * season_length + 1)
-    errors = np.full((len(cands), n_series, windows, horizon), np.nan)  # signed, data units
-    scales = np.ones(n_series)
-    for j in range(1, windows + 1):
-        idx = [i for i, y in enumerate(ys) if y.shape[0] - j * horizon >= min_history]
-        if not idx:
-            break
-        subs = [ys[i][: ys[i].shape[0] - j * horizon] for i in idx]
-        sub_points, _ = _candidate_points(subs, horizon, roll, season_length, cands)
-        for q, i in enumerate(idx):
-            truth = ys[i][subs[q].shape[0] : subs[q].shape[0] + horizon]
-            errors[:, i, j - 1] = truth[None] - sub_points[:, q]
-    for i, y in enumerate(ys):
-        scales[i] = _scale(y, season_length)
-    validated = np.isfinite(errors[0, :, :, 0])  # (S, W)
-    has_windows = validated.any(axis=1)
+    series_of, origin_of = [], []
+    for j in range(windows + 1):
+        ok = np.ones(n_series, dtype=bool) if j == 0 else lengths - j * horizon >= min_history
+        series_of.append(np.flatnonzero(ok))
+        origin_of.append(np.full(int(ok.sum()), j))
+    sub_series, sub_origin = np.concatenate(series_of), np.concatenate(origin_of)
+    ends = lengths[sub_series] - sub_origin * horizon
+    points = _candidate_points([ys[i][:e] for i, e in zip(sub_series, ends, strict=True)], horizon, roll,
+                               season_length, cands)  # fmt: skip  # (C, U, H)
+    final = sub_origin == 0
+    forecast = np.empty((n_cands, n_series, horizon))
+    forecast[:, sub_series[final]] = points.values[:, final]
+    errors = np.full((n_cands, n_series, windows, horizon), np.nan)  # signed, data units
+    for u in np.flatnonzero(~final):
+        i, j, e = sub_series[u], sub_origin[u], ends[u]
+        errors[:, i, j - 1] = ys[i][e : e + horizon][None] - points.values[:, u]
+    scales = np.array([_scale(y, season_length) for y in ys])
+    has_windows = np.isfinite(errors[0, :, :, 0]).any(axis=1)
     # Candidate weights: inverse mean scaled absolute error over the windows (equal without windows).
-    flat = np.abs(errors).reshape(len(cands), n_series, -1)
+    flat = np.abs(errors).reshape(n_cands, n_series, -1)
     counted = np.isfinite(flat).sum(axis=2)
     mae = np.where(counted > 0, np.nansum(flat, axis=2) / np.maximum(counted, 1), np.inf) / scales[None]
     mae = np.where(np.isfinite(mae), mae, np.inf)
-    finite_points = np.all(np.isfinite(points), axis=2)  # (C, S)
+    finite_points = np.all(np.isfinite(forecast), axis=2)  # (C, S)
     inverse = np.where(finite_points, 1.0 / np.maximum(mae, 1e-12) ** WEIGHT_POWER, 0.0)
     equal = np.where(finite_points, 1.0, 0.0)
     raw = np.where(has_windows[None] & (_in_order(inverse) > 0)[None], inverse, equal)
@@ -206,13 +215,15 @@ def forecast_time_series(
             "released checkpoint."
         )
     weights = raw / total
-    point = _in_order(weights[:, :, None] * np.nan_to_num(points))
+    point = _in_order(weights[:, :, None] * np.nan_to_num(forecast))
     # A constant history is forecast as that constant, exactly (no candidate's rounding).
     constant = np.array([bool(np.ptp(y) == 0) for y in ys])
     point[constant] = np.array([y[-1] for y, c in zip(ys, constant, strict=True) if c])[:, None]
     combined = _in_order(weights[:, :, None, None] * errors)  # the weighted forecast's errors
-    spread = _spread(combined, ys, season_length, horizon) * interval_scale
+    spread = _spread(combined, ys, horizon) * interval_scale
     nonnegative = np.array([bool(np.all(y >= 0)) for y in ys])
+    seasonal = np.zeros(n_series, dtype=bool)
+    seasonal[sub_series[final]] = points.seasonal[final]
     return TimeSeriesForecast(point, spread, nonnegative, weights, seasonal, cands)
 
 
@@ -229,28 +240,70 @@ def _in_order(values: np.ndarray) -> np.ndarray:
     return total
 
 
+@dataclass(frozen=True)
+class _Points:
+    values: np.ndarray  # (C, U, H) every candidate's forecast of every history
+    seasonal: np.ndarray  # (U,) whether each history was seasonally adjusted
+
+
 def _candidate_points(
     ys: list[np.ndarray], horizon: int, roll: RollFn, season_length: int, cands: Sequence[Candidate]
-) -> tuple[np.ndarray, np.ndarray]:
-    """``(C, S, H)`` point forecasts of every candidate and ``(S,)`` whether each series was adjusted."""
-    adjustments: list[SeasonalAdjustment | None] = [fit_adjustment(y, season_length) for y in ys]
-    adjusted = [y if a is None else a.adjust(y) for y, a in zip(ys, adjustments, strict=True)]
-    out = np.empty((len(cands), len(ys), horizon))
+) -> _Points:
+    """Every candidate's point forecast of every history: the season removed and put back, the candidate's
+    context and trend, and one ``roll`` call per embedding for all (history, candidate) pairs."""
+    n, m = len(ys), season_length
+    lengths = np.array([y.shape[0] for y in ys])
+    adjustments = fit_adjustments(ys, m)
+    # Only the last `width` points of each adjusted history are read (the candidates' contexts): one
+    # right-aligned array of them (NaN before a short history's start).
+    width = max(c.context_length for c in cands)
+    tails = np.full((n, width), np.nan)
+    for i, y in enumerate(ys):
+        tail = y[-width:]
+        tails[i, width - tail.shape[0] :] = tail
+    start = lengths - width  # time step of column 0 (negative where the history is shorter)
+    factors = adjustments.factors(start % max(m, 1), width)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        adjusted = np.where(adjustments.multiplicative[:, None], tails / factors, tails - factors)
+    adjusted = np.where(adjustments.seasonal[:, None], adjusted, tails)
     steps = np.arange(1, horizon + 1)
-    for c, cand in enumerate(cands):
-        contexts, slopes = [], np.zeros(len(ys))
-        for i, a in enumerate(adjusted):
-            ctx = a[-cand.context_length :]
-            if cand.trend and ctx.shape[0] >= 3:
-                t = np.arange(ctx.shape[0]) - (ctx.shape[0] - 1)
-                slopes[i] = cand.trend * np.polyfit(t, ctx, 1)[0]
-                ctx = ctx - slopes[i] * t
-            contexts.append(ctx)
-        period = season_length if cand.method == "pos_embedding" else None
-        f = roll(contexts, horizon, cand.method, period) + slopes[:, None] * steps[None]
-        for i, adjustment in enumerate(adjustments):
-            out[c, i] = f[i] if adjustment is None else adjustment.restore(f[i], ys[i].shape[0])
-    return out, np.array([a is not None for a in adjustments])
+    out = np.empty((len(cands), n, horizon))
+    for method in dict.fromkeys(c.method for c in cands):
+        members = [c for c, cand in enumerate(cands) if cand.method == method]
+        reach = max(cands[c].context_length for c in members)
+        contexts = np.full((len(members), n, reach), np.nan)
+        sizes = np.empty((len(members), n), dtype=np.int64)
+        slopes = np.zeros((len(members), n))
+        for k, c in enumerate(members):
+            cand = cands[c]
+            block = adjusted[:, width - cand.context_length :]  # (S, n_c), NaN before short histories
+            size = np.minimum(lengths, cand.context_length)
+            t = np.arange(cand.context_length) - (cand.context_length - 1.0)
+            if cand.trend:
+                slopes[k] = np.where(size >= 3, cand.trend * _slopes(block, t), 0.0)
+            contexts[k, :, reach - cand.context_length :] = block - slopes[k][:, None] * t[None]
+            sizes[k] = size
+        period = m if method == "pos_embedding" else None
+        f = roll(contexts.reshape(-1, reach), sizes.reshape(-1), horizon, method, period)
+        out[members] = f.reshape(len(members), n, horizon) + slopes[:, :, None] * steps[None, None]
+    seasonal = adjustments.seasonal
+    if seasonal.any():
+        restored = adjustments.restore(out, lengths)
+        out = np.where(seasonal[None, :, None], restored, out)
+    return _Points(out, seasonal)
+
+
+def _slopes(block: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """The least-squares slope on ``t`` of every row of ``block`` ``(R, n)`` over its finite (trailing) entries
+    (as ``numpy.polyfit(t, y, 1)[0]`` of each row's context)."""
+    valid = np.isfinite(block)
+    count = valid.sum(axis=1)
+    tt = np.where(valid, t[None], 0.0)
+    yy = np.where(valid, block, 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        dt = np.where(valid, t[None] - (tt.sum(1) / count)[:, None], 0.0)
+        dy = np.where(valid, yy - (yy.sum(1) / count)[:, None], 0.0)
+        return np.einsum("rt,rt->r", dt, dy) / np.einsum("rt,rt->r", dt, dt)
 
 
 def _scale(y: np.ndarray, season_length: int) -> float:
@@ -262,30 +315,34 @@ def _scale(y: np.ndarray, season_length: int) -> float:
     return value if value > 0 else 1.0
 
 
-def _spread(errors: np.ndarray, ys: list[np.ndarray], season_length: int, horizon: int) -> np.ndarray:
+def _spread(errors: np.ndarray, ys: list[np.ndarray], horizon: int) -> np.ndarray:
     """``(S, H)`` error scale ``a k^b`` per series from its rolling-origin errors ``(S, W, H)``.
 
     ``b`` (growth with the step ahead) is fitted to the mean absolute error per step, clipped to
     ``[0, 1]`` and shrunk halfway to the random walk's 0.5, since a few windows give a noisy fit; ``a``
     matches the mean absolute error over all windows and steps. Series too short for any window
-    use the in-sample one-step (or seasonal) naive errors and ``b = 0.5``.
+    use the in-sample one-step naive errors and ``b = 0.5``.
     """
     steps = np.arange(1, horizon + 1, dtype=np.float64)
-    out = np.empty((len(ys), horizon))
-    for i, y in enumerate(ys):
-        e = errors[i]
-        e = e[np.isfinite(e).all(axis=1)]
-        if e.shape[0] == 0:
-            diffs = np.diff(y) if y.shape[0] > 1 else np.zeros(1)
-            a = float(np.mean(np.abs(diffs)))
-            out[i] = a * np.sqrt(steps)
-            continue
-        b = 0.5
-        per_step = np.mean(np.abs(e), axis=0)
-        if horizon > 1 and np.all(per_step > 0):
-            slope = np.polyfit(np.log(steps), np.log(per_step), 1)[0]
-            b = 0.5 * (float(np.clip(slope, 0.0, 1.0)) + 0.5)
-        growth = steps**b
-        a = float(np.mean(np.abs(e / growth[None])))
-        out[i] = a * growth
+    log_steps = np.log(steps)
+    n_series = errors.shape[0]
+    complete = np.isfinite(errors).all(axis=2)  # (S, W) windows with every step
+    count = complete.sum(axis=1)
+    abs_err = np.where(complete[:, :, None], np.abs(errors), 0.0)
+    per_step = abs_err.sum(axis=1) / np.maximum(count, 1)[:, None]  # (S, H)
+    b = np.full(n_series, 0.5)
+    if horizon > 1:
+        usable = (count > 0) & np.all(per_step > 0, axis=1)
+        with np.errstate(divide="ignore"):
+            logs = np.log(np.where(per_step > 0, per_step, 1.0))
+        dl = log_steps - log_steps.mean()
+        slope = (logs - logs.mean(axis=1, keepdims=True)) @ dl / (dl @ dl)
+        b = np.where(usable, 0.5 * (np.clip(slope, 0.0, 1.0) + 0.5), 0.5)
+    growth = steps[None] ** b[:, None]  # (S, H)
+    a = (abs_err / growth[:, None]).sum(axis=(1, 2)) / np.maximum(count * horizon, 1)
+    out = a[:, None] * growth
+    for i in np.flatnonzero(count == 0):
+        y = ys[i]
+        diffs = np.diff(y) if y.shape[0] > 1 else np.zeros(1)
+        out[i] = float(np.mean(np.abs(diffs))) * np.sqrt(steps)
     return out

@@ -7,17 +7,16 @@ series' forecast is the same bits alone, in any batch or partition), else the re
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 from tqdm.auto import tqdm
 
-from .dynamics_mode import dynamics_paths
-from .engine import DivergenceWarning
+from .batch_stats import standardize_aligned
+from .engine import roll_padded
 from .inputs import SeriesBatch
 from .memory import check_memory
 from .model import DynaMix
 from .options import ForecastOptions
+from .preprocessing import positional_waves
 from .rollout import choose_backend
 from .rows import season_per_series
 from .seasonality import estimate_season_length
@@ -82,23 +81,8 @@ def time_series_forecast(
     step_kind = choose_backend(model, model.B.device, options.backend, noise=False, batch_invariant=True)
     guard = TS_GUARD if options.divergence_guard is None else options.divergence_guard
 
-    def roll(contexts: list[np.ndarray], h: int, method: str, period: int | None) -> np.ndarray:
-        inner = ForecastOptions(
-            mode="dynamics",
-            preprocessing_method=method,  # type: ignore[arg-type]  # a candidate's embedding
-            season_length=period,
-            noise=False,
-            divergence_guard=guard,
-            batch_size=options.batch_size,
-            backend=step_kind,  # type: ignore[arg-type]  # a concrete backend chosen above
-        )
-        with warnings.catch_warnings():
-            # Diverging candidates are bounded by the guard and down-weighted by their errors.
-            warnings.simplefilter("ignore", DivergenceWarning)
-            paths = dynamics_paths(
-                model, SeriesBatch([c[:, None] for c in contexts], "list"), h, inner, stacklevel=3, warn=False
-            ).paths
-        return paths[0, :, :, 0].T
+    def roll(contexts: np.ndarray, lengths: np.ndarray, h: int, method: str, period: int | None) -> np.ndarray:
+        return roll_contexts(model, contexts, lengths, h, method, period, guard, options.batch_size, step_kind)
 
     groups: dict[int, list[int]] = {}
     for r, p in enumerate(row_periods):
@@ -123,3 +107,61 @@ def time_series_forecast(
         seasonal,
         single.candidates if single is not None else (),
     )
+
+
+def roll_contexts(
+    model: DynaMix,
+    contexts: np.ndarray,
+    lengths: np.ndarray,
+    horizon: int,
+    method: str,
+    period: int | None,
+    guard: float,
+    batch_size: int | None,
+    step_kind: str,
+) -> np.ndarray:
+    """Noise-free DynaMix forecasts ``(R, H)`` of univariate contexts of any lengths, right-aligned in
+    ``contexts`` ``(R, W)`` (row ``r`` is its last ``lengths[r]`` entries).
+
+    Each context is standardized with its own exact statistics, lifted to the model's ``N`` channels with zeros
+    or the positional waves of ``period``, left-padded into one array per group of similar lengths (the padding
+    is masked out of the attention) and rolled out from its last frame; diverging rows are bounded by ``guard``
+    and left to the recipe's weighting (no warning). The same bits for a context alone or among any others.
+    """
+    n_model, width = model.N, contexts.shape[1]
+    data, mean, std, constant = standardize_aligned(contexts, lengths)
+    out = np.empty((contexts.shape[0], horizon))
+    # Contexts of similar length (within a factor of two) are rolled out together: the padding of the
+    # shorter ones is never computed, but it would be allocated and transposed.
+    buckets = np.ceil(np.log2(np.maximum(lengths, 1))).astype(int)
+    for bucket in np.unique(buckets):
+        group = np.flatnonzero(buckets == bucket)
+        t_len = int(lengths[group].max())
+        ctx = np.zeros((group.size, t_len, n_model), dtype=np.float32)
+        ctx[:, :, 0] = data[group, width - t_len :]
+        if method == "pos_embedding" and period is not None and n_model > 1:
+            for length in np.unique(lengths[group]):
+                members = np.flatnonzero(lengths[group] == length)
+                ctx[members, t_len - length :, 1:] = positional_waves(int(length), period, n_model - 1)[None]
+        obs, _, _ = roll_padded(
+            model,
+            ctx,
+            lengths[group],
+            ctx[:, -1, :],
+            horizon,
+            num_samples=1,
+            seed=0,
+            noise=False,
+            guard=guard,
+            batch_size=batch_size,
+            progress=False,
+            step_kind=step_kind,
+            n_obs=1,
+            stacklevel=2,
+            warn=False,
+        )
+        out[group] = obs[:, :, 0]
+    out = out * std[:, None] + mean[:, None]
+    if constant.any():
+        out[constant] = contexts[constant, -1][:, None]
+    return out

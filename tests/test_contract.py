@@ -264,3 +264,27 @@ def test_predict_df_uses_the_same_options(pipeline):
     q, point = pipeline.predict_quantiles(_seasonal(), 6, [0.5], season_length=12)
     np.testing.assert_array_equal(out["predictions"].to_numpy(), point)
     np.testing.assert_array_equal(out["0.5"].to_numpy(), q[:, 0])
+
+
+# --------------------------------------------------------------------------- the batched time-series mode
+
+
+def test_batched_time_series_mode_reproduces_the_frozen_outputs(pipeline):
+    """The time-series mode, batched over all series of a call, gives the frozen outputs of the series-by-series
+    implementation (``benchmarks/ts_reference.py``, 20 series of each of the 17 tasks) to float64 rounding."""
+    from benchmarks.data import load_task, task_specs
+    from benchmarks.models import fill_missing
+    from benchmarks.scoring import QUANTILES
+
+    from .conftest import SHARED
+
+    _require(SHARED / "data" / "chronos-bench" / "tasks.json")
+    reference = np.load(Path(__file__).parent / "data" / "ts_mode_reference.npz")
+    for name in task_specs():
+        task = load_task(name, max_series=20)
+        histories = [fill_missing(h) for h in task.histories]
+        q, point = pipeline.predict_quantiles(histories, task.horizon, QUANTILES, season_length=task.seasonality)
+        scale = np.array([np.std(h) + 1e-12 for h in histories])[:, None]
+        np.testing.assert_allclose(np.asarray(point)[:, :, 0].T / scale, reference[f"{name}/point"] / scale, atol=1e-9)
+        got_q = np.asarray(q)[:, :, 0, :].transpose(1, 0, 2) / scale[:, :, None]
+        np.testing.assert_allclose(got_q, reference[f"{name}/quantiles"] / scale[:, :, None], atol=1e-9)
