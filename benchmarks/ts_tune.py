@@ -24,7 +24,7 @@ from benchmarks.data import load_task
 from benchmarks.models import fill_missing
 from benchmarks.scoring import QUANTILES, geometric_mean, task_mase, task_wql
 from benchmarks.splits import HELD_OUT_TASKS, TUNING_TASKS
-from dynamix_forecasting import DynaMixPipeline, ForecastOptions
+from dynamix_forecasting import DynaMixPipeline, ForecastOptions, timeseries
 
 LOG = Path(__file__).resolve().parent / "results" / "ts-tuning" / "tuning-log.csv"
 FIELDS = ["when", "half", "config", "note", "mase", "wql", "seconds_per_series", "per_task"]
@@ -70,12 +70,20 @@ def score(pipeline: DynaMixPipeline, tasks: tuple[str, ...], config: dict) -> di
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--half", choices=["tuning", "held_out"], default="tuning")
-    parser.add_argument("--config", default="{}", help='JSON: {"options": {...}} of ForecastOptions fields')
+    parser.add_argument(
+        "--config",
+        default="{}",
+        help='JSON: {"options": {ForecastOptions fields}, "recipe": {constants of dynamix_forecasting.timeseries}}',
+    )
     parser.add_argument("--note", default="", help="what this configuration is (kept in the log)")
     parser.add_argument("--model", default="dynamix-3d-alrnn-v1.0")
     parser.add_argument("--no-log", action="store_true", help="print only (e.g. a timing check)")
     args = parser.parse_args(argv)
     config = json.loads(args.config)
+    for name, value in config.get("recipe", {}).items():
+        if not hasattr(timeseries, name):
+            raise SystemExit(f"error: dynamix_forecasting.timeseries has no constant {name!r}")
+        setattr(timeseries, name, value)  # the recipe's constants, for this process only
     tasks = TUNING_TASKS if args.half == "tuning" else HELD_OUT_TASKS
     result = score(DynaMixPipeline.from_pretrained(args.model), tasks, config)
     print(

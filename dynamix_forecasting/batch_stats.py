@@ -144,3 +144,86 @@ def standardize_aligned(
     scaled = np.empty(values.shape, dtype=np.float32)
     _aligned_stats(values, lengths, mean, std, constant, scaled)
     return scaled, mean, std, constant
+
+
+@njit(cache=True, nogil=True)
+def _seasonal_rows(values, offsets, m, z, seasonal, multiplicative, indices):  # pragma: no cover - compiled
+    """The seasonality test and classical decomposition of each row (see ``seasonality.fit_adjustments``),
+    every sum over the row's own values in a fixed order."""
+    half = m // 2
+    r = np.empty(m + 1)
+    sums = np.empty(m)
+    counts = np.empty(m)
+    for g in range(offsets.shape[0] - 1):
+        lo, hi = offsets[g], offsets[g + 1]
+        n = hi - lo
+        if n < 3 * m:
+            continue
+        total = 0.0
+        positive = True
+        for t in range(lo, hi):
+            total += values[t]
+            if not values[t] > 0.0:
+                positive = False
+        mean = total / n
+        denom = 0.0
+        for t in range(lo, hi):
+            c = values[t] - mean
+            denom += c * c
+        if denom == 0.0:
+            continue
+        for k in range(1, m + 1):
+            acc = 0.0
+            for t in range(lo, hi - k):
+                acc += (values[t] - mean) * (values[t + k] - mean)
+            r[k] = acc / denom
+        spread = 0.0
+        for k in range(1, m):
+            spread += r[k] * r[k]
+        if not abs(r[m]) > z * np.sqrt((1.0 + 2.0 * spread) / n):
+            continue
+        for k in range(m):
+            sums[k] = 0.0
+            counts[k] = 0.0
+        for t in range(half, n - half):
+            if m % 2 == 1:
+                acc = 0.0
+                for i in range(t - half, t + half + 1):
+                    acc += values[lo + i]
+            else:
+                acc = 0.5 * values[lo + t - half]
+                for i in range(t - half + 1, t + half):
+                    acc += values[lo + i]
+                acc += 0.5 * values[lo + t + half]
+            trend = acc / m
+            x = values[lo + t]
+            sums[t % m] += x / trend if positive else x - trend
+            counts[t % m] += 1.0
+        level = 0.0
+        for k in range(m):
+            sums[k] = sums[k] / counts[k]
+            level += sums[k]
+        level /= m
+        usable = True
+        for k in range(m):
+            sums[k] = sums[k] / level if positive else sums[k] - level
+            if not np.isfinite(sums[k]) or (positive and not sums[k] > 0.0):
+                usable = False
+        multiplicative[g] = positive
+        if usable:
+            seasonal[g] = True
+            for k in range(m):
+                indices[g, k] = sums[k]
+
+
+def seasonal_rows(series: list[np.ndarray], m: int, z: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`_seasonal_rows` of a list of 1-D series: ``(G,)`` seasonal and multiplicative flags, ``(G, m)``
+    indices (0 where not seasonal)."""
+    offsets = np.zeros(len(series) + 1, dtype=np.int64)
+    np.cumsum([y.shape[0] for y in series], out=offsets[1:])
+    values = np.ascontiguousarray(np.concatenate(series), dtype=np.float64)
+    seasonal = np.zeros(len(series), dtype=np.bool_)
+    multiplicative = np.zeros(len(series), dtype=np.bool_)
+    indices = np.zeros((len(series), m))
+    _seasonal_rows(values, offsets, m, z, seasonal, multiplicative, indices)
+    return seasonal, multiplicative, indices

@@ -139,6 +139,9 @@ class DynaMixModel(GlobalForecastingModel):
         random_state: int | None = None,
     ) -> None:
         super().__init__(add_encoders=None)
+        # Nothing is trained: predict(n, series=...), historical_forecasts and backtest work without fit (fit
+        # only checks the series, loads the model and keeps a single series as the default to forecast).
+        self._fit_called = True
         check_adapter_parameters(model, random_state)
         # Checked here (darts validates in the constructor); kept as the one options object of every call.
         self._options = ForecastOptions(
@@ -395,6 +398,29 @@ class DynaMixModel(GlobalForecastingModel):
         return forecasts[0] if single else forecasts
 
     # ------------------------------------------------------------------ batched historical forecasts
+
+    def historical_forecasts(  # type: ignore[override]
+        self,
+        series: TimeSeries | Sequence[TimeSeries],
+        *args: Any,
+        retrain: Any = True,
+        train_length: int | None = None,
+        data_transformers: Any = None,
+        **kwargs: Any,
+    ) -> Any:
+        """darts' ``historical_forecasts``; ``retrain`` changes nothing here.
+
+        Fitting DynaMix only takes the context, so a model refit at every window is the same model: with
+        ``retrain=True`` (darts' default), an ``int`` or a callable, the windows go through the batched path of
+        ``retrain=False`` (the same numbers, one engine call instead of one fit and predict per window). Only
+        ``train_length`` (each refit sees the last points only) and ``data_transformers`` (refit per window) keep
+        darts' window-by-window loop. With ``start=None`` the first window is the first predictable point.
+        """
+        if retrain is not False and train_length is None and not data_transformers:
+            retrain = False
+        return super().historical_forecasts(
+            series, *args, retrain=retrain, train_length=train_length, data_transformers=data_transformers, **kwargs
+        )
 
     def _check_optimizable_historical_forecasts(self, retrain: Any) -> bool:
         # Without retraining every window is a plain forecast from its past: batch them all (when darts'

@@ -111,75 +111,21 @@ def fit_adjustments(series: list[np.ndarray], season_length: int) -> SeasonalAdj
     For each series: the test of :func:`is_seasonal` at lag ``m`` (at least three seasons); where it holds, a
     centred moving average of one season (``2 x m`` for even ``m``) estimates the trend, and the indices are
     the mean ratio (multiplicative, strictly positive series) or difference (additive) to it at each position
-    of the season, normalized to mean 1 or 0. Series of any lengths are processed together in buckets of
-    similar length (zero padding contributes nothing to the sums).
+    of the season, normalized to mean 1 or 0. Series of any lengths are processed together,
+    each in one compiled pass whose sums run over its own values in a fixed order, so a series' adjustment
+    is the same bits alone or among any others.
     """
+    from .batch_stats import seasonal_rows  # numba loads with the first forecast, not at import
+
     m = int(season_length)
     count = len(series)
-    seasonal = np.zeros(count, dtype=bool)
-    multiplicative = np.zeros(count, dtype=bool)
-    indices = np.zeros((count, max(m, 1)))
-    lengths = np.array([len(y) for y in series])
     if m <= 1 or count == 0:
-        return SeasonalAdjustments(seasonal, multiplicative, indices)
-    # Buckets of lengths within a factor of two: padding stays below half of each bucket's values.
-    buckets = np.floor(np.log2(np.maximum(lengths, 1))).astype(int)
-    for bucket in np.unique(buckets):
-        members = np.flatnonzero((buckets == bucket) & (lengths >= 3 * m))
-        if members.size:
-            _fit_bucket([series[i] for i in members], m, members, seasonal, multiplicative, indices)
+        return SeasonalAdjustments(np.zeros(count, dtype=bool), np.zeros(count, dtype=bool), np.zeros((count, 1)))
+    seasonal, multiplicative, indices = seasonal_rows([np.asarray(y, dtype=np.float64) for y in series], m,
+                                                      SEASONALITY_Z)  # fmt: skip
+    # Unadjusted series keep neutral indices (1 divides, 0 subtracts), so adjust/restore may run on every row.
     indices[~seasonal] = np.where(multiplicative[~seasonal, None], 1.0, 0.0)
     return SeasonalAdjustments(seasonal, multiplicative, indices)
-
-
-def _fit_bucket(
-    ys: list[np.ndarray], m: int, members: np.ndarray, seasonal: np.ndarray, mult: np.ndarray, indices: np.ndarray
-) -> None:
-    n = np.array([len(y) for y in ys])
-    width = int(n.max())
-    y = np.zeros((len(ys), width))
-    mask = np.arange(width)[None] < n[:, None]
-    for g, values in enumerate(ys):
-        y[g, : n[g]] = values
-    centred = np.where(mask, y - (y.sum(1) / n)[:, None], 0.0)
-    denom = np.einsum("gt,gt->g", centred, centred)
-    r = np.stack([np.einsum("gt,gt->g", centred[:, k:], centred[:, :-k]) for k in range(1, m + 1)], axis=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        r = r / denom[:, None]
-        limit = SEASONALITY_Z * np.sqrt((1.0 + 2.0 * np.sum(r[:, :-1] ** 2, axis=1)) / n)
-        test = (denom > 0) & (np.abs(r[:, -1]) > limit)
-    if not test.any():
-        return
-    # Centred moving average of one season from cumulative sums of the centred values (exact for large offsets).
-    half = m // 2
-    offset = (y.sum(1) / n)[:, None]
-    c = np.concatenate([np.zeros((len(ys), 1)), np.cumsum(centred, axis=1)], axis=1)
-    t = np.arange(width)
-    lo, hi = np.clip(t - half, 0, width), np.clip(t + half + 1, 0, width)
-    window = c[:, hi] - c[:, lo]
-    if m % 2 == 0:  # 2 x m: the two end points count half
-        ends = centred[:, np.clip(t - half, 0, width - 1)] + centred[:, np.clip(t + half, 0, width - 1)]
-        window = window - 0.5 * ends
-    trend = window / m + offset
-    valid = (t[None] >= half) & (t[None] < n[:, None] - half)
-    positive = np.all(np.where(mask, y > 0, True), axis=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        detrended = np.where(positive[:, None], y / trend, y - trend)
-    detrended = np.where(valid, detrended, 0.0)
-    pos = t % m
-    sums = np.zeros((len(ys), m))
-    counts = np.zeros((len(ys), m))
-    for k in range(m):
-        cols = pos == k
-        sums[:, k] = detrended[:, cols].sum(1)
-        counts[:, k] = valid[:, cols].sum(1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        idx = sums / counts
-        idx = np.where(positive[:, None], idx / idx.mean(1, keepdims=True), idx - idx.mean(1, keepdims=True))
-    usable = test & np.all(np.isfinite(idx), axis=1) & np.where(positive, np.all(idx > 0, axis=1), True)
-    seasonal[members] = usable
-    mult[members] = positive
-    indices[members] = np.where(usable[:, None], idx, 0.0)
 
 
 #: Longest season :func:`estimate_season_length` looks for (a week of hourly data is 168, of 15-minute data 672).

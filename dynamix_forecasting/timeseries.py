@@ -10,8 +10,9 @@ above numpy) in a recipe that uses only each series' own history:
    decomposition removes it (multiplicative for positive series) and puts it back on the forecast.
 2. **Candidates**: DynaMix forecasts the adjusted series under a few preprocessing choices (context
    length, embedding, part of the context's linear trend extrapolated); see :func:`default_candidates`.
-3. **Rolling origins inside the history**: the same recipe forecasts the last ``windows`` horizons of
-   the history from what came before them. Each series weighs its candidates by the inverse fourth
+3. **Rolling origins inside the history**: the same recipe forecasts the last ``windows`` windows of
+   the history from what came before them (each as long as three fit in the history, 4 to 96 steps, whatever
+   the horizon asked for, so a step's forecast does not depend on the horizon). Each series weighs its candidates by the inverse fourth
    power of their scaled errors there, and the errors of the weighted forecast give the spread of its quantiles.
 4. **Calibrated quantiles**: ``point + interval_scale * z_q * s_k``, with ``z_q`` the Laplace quantile
    and ``s_k = a k^b`` fitted per series to the mean absolute errors of those windows (``k`` the step
@@ -34,8 +35,24 @@ RollFn = Callable[[np.ndarray, np.ndarray, int, str, int | None], np.ndarray]
 # Multiplies the fitted error spread; chosen on the tuning half of the time-series track
 # (benchmarks/splits.py) so that the 10-90 % band covers about 80 % there (77 %, ties split).
 INTERVAL_SCALE = 1.6
-# Rolling-origin windows at the end of the history (each one horizon long).
+# Rolling-origin windows at the end of the history.
 WINDOWS = 3
+# Their length: as long as the history affords WINDOWS of them, in [WINDOW_MIN, WINDOW_MAX] steps. It depends on
+# each series' own history, never on the requested horizon, so the forecast of a step is the same whatever
+# longer horizon is asked for; steps beyond a window use the candidates' weights and the spread's fitted growth.
+# Chosen on the tuning half (benchmarks/results/ts-tuning/tuning-log.csv): 0.9165 / 0.7099 against the first
+# recipe's one-horizon windows, 0.9134 / 0.6977, whose forecasts changed with the horizon.
+WINDOW_MIN = 4
+WINDOW_MAX = 96
+
+
+def window_lengths(lengths: np.ndarray, season_length: int, windows: int) -> np.ndarray:
+    """Each series' rolling-origin window length: as long as ``windows`` of them fit after the shortest history
+    the recipe forecasts from, in ``[WINDOW_MIN, WINDOW_MAX]`` steps."""
+    afford = (lengths - max(8, 2 * season_length + 1)) // max(windows, 1)
+    return np.clip(afford, WINDOW_MIN, WINDOW_MAX)
+
+
 # Candidates are weighted by (1 / scaled error) ** WEIGHT_POWER: 4 leans towards each series' best
 # candidates while still averaging the close ones (tuning half: MASE 0.913 against 0.929 with power 1).
 WEIGHT_POWER = 4.0
@@ -141,7 +158,7 @@ def forecast_time_series(
     season_length: int,
     *,
     candidates: Sequence[Candidate] | None = None,
-    windows: int = WINDOWS,
+    windows: int | None = None,
     interval_scale: float = INTERVAL_SCALE,
 ) -> TimeSeriesForecast:
     """Forecast univariate series with the time-series mode (see the module docstring), all series at once.
@@ -164,8 +181,8 @@ def forecast_time_series(
         The data's season (1 for none).
     candidates : sequence of Candidate, optional
         The preprocessing choices (default :func:`default_candidates`).
-    windows : int, default 3
-        Rolling-origin windows at the end of each history.
+    windows : int, optional
+        Rolling-origin windows at the end of each history (default :data:`WINDOWS`).
     interval_scale : float
         Multiplier of the fitted error spread.
 
@@ -174,33 +191,48 @@ def forecast_time_series(
     TimeSeriesForecast
     """
     cands = tuple(candidates) if candidates is not None else default_candidates(season_length)
+    windows = WINDOWS if windows is None else windows
     ys = [np.asarray(h, dtype=np.float64) for h in histories]
     n_series, n_cands = len(ys), len(cands)
     lengths = np.array([y.shape[0] for y in ys])
-    # Origins: 0 is the forecast itself, j = 1..windows forecasts the j-th last horizon of the history.
+    spans = window_lengths(lengths, season_length, windows)
+    span = int(spans.max())
+    # Origins: 0 is the forecast itself, j = 1..windows forecasts the j-th last window of the history.
     min_history = max(8, 2 * season_length + 1)
     series_of, origin_of = [], []
     for j in range(windows + 1):
-        ok = np.ones(n_series, dtype=bool) if j == 0 else lengths - j * horizon >= min_history
+        ok = np.ones(n_series, dtype=bool) if j == 0 else lengths - j * spans >= min_history
         series_of.append(np.flatnonzero(ok))
         origin_of.append(np.full(int(ok.sum()), j))
     sub_series, sub_origin = np.concatenate(series_of), np.concatenate(origin_of)
-    ends = lengths[sub_series] - sub_origin * horizon
-    points = _candidate_points([ys[i][:e] for i, e in zip(sub_series, ends, strict=True)], horizon, roll,
-                               season_length, cands)  # fmt: skip  # (C, U, H)
+    ends = lengths[sub_series] - sub_origin * spans[sub_series]
     final = sub_origin == 0
+    # Each history is rolled out as far as it is scored: the forecasts their horizon, the windows their own
+    # length (grouped by powers of two, so a short window does not pay for a long one).
+    steps_needed = np.where(final, horizon, spans[sub_series])
+    reach = np.where(final, -1, np.ceil(np.log2(np.maximum(steps_needed, 1))).astype(int))
+    values = np.full((n_cands, len(sub_series), max(horizon, span)), np.nan)
+    seasonal_sub = np.zeros(len(sub_series), dtype=bool)
+    for level in np.unique(reach):
+        group = np.flatnonzero(reach == level)
+        steps = int(steps_needed[group].max())
+        part = _candidate_points([ys[sub_series[u]][: ends[u]] for u in group], steps, roll, season_length, cands)
+        values[:, group, :steps] = part.values
+        seasonal_sub[group] = part.seasonal
+    points = _Points(values, seasonal_sub)
     forecast = np.empty((n_cands, n_series, horizon))
-    forecast[:, sub_series[final]] = points.values[:, final]
-    errors = np.full((n_cands, n_series, windows, horizon), np.nan)  # signed, data units
+    forecast[:, sub_series[final]] = points.values[:, final, :horizon]
+    errors = np.full((n_cands, n_series, windows, span), np.nan)  # signed, data units; NaN beyond a window
     for u in np.flatnonzero(~final):
         i, j, e = sub_series[u], sub_origin[u], ends[u]
-        errors[:, i, j - 1] = ys[i][e : e + horizon][None] - points.values[:, u]
+        errors[:, i, j - 1, : spans[i]] = ys[i][e : e + spans[i]][None] - points.values[:, u, : spans[i]]
     scales = np.array([_scale(y, season_length) for y in ys])
     has_windows = np.isfinite(errors[0, :, :, 0]).any(axis=1)
     # Candidate weights: inverse mean scaled absolute error over the windows (equal without windows).
     flat = np.abs(errors).reshape(n_cands, n_series, -1)
     counted = np.isfinite(flat).sum(axis=2)
-    mae = np.where(counted > 0, np.nansum(flat, axis=2) / np.maximum(counted, 1), np.inf) / scales[None]
+    total_error = _row_sum(np.where(np.isfinite(flat), flat, 0.0))
+    mae = np.where(counted > 0, total_error / np.maximum(counted, 1), np.inf) / scales[None]
     mae = np.where(np.isfinite(mae), mae, np.inf)
     finite_points = np.all(np.isfinite(forecast), axis=2)  # (C, S)
     inverse = np.where(finite_points, 1.0 / np.maximum(mae, 1e-12) ** WEIGHT_POWER, 0.0)
@@ -225,6 +257,12 @@ def forecast_time_series(
     seasonal = np.zeros(n_series, dtype=bool)
     seasonal[sub_series[final]] = points.seasonal[final]
     return TimeSeriesForecast(point, spread, nonnegative, weights, seasonal, cands)
+
+
+def _row_sum(values: np.ndarray) -> np.ndarray:
+    """The sum along the last axis, added in order: unlike numpy's pairwise sums it does not change with padding
+    at the end (the windows' NaN-as-zero beyond a series' own window length, set by the other series)."""
+    return np.cumsum(values, axis=-1)[..., -1]
 
 
 def _in_order(values: np.ndarray) -> np.ndarray:
@@ -303,7 +341,8 @@ def _slopes(block: np.ndarray, t: np.ndarray) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
         dt = np.where(valid, t[None] - (tt.sum(1) / count)[:, None], 0.0)
         dy = np.where(valid, yy - (yy.sum(1) / count)[:, None], 0.0)
-        return np.einsum("rt,rt->r", dt, dy) / np.einsum("rt,rt->r", dt, dt)
+        # Row sums along the contiguous axis: each row's sum is computed on its own, whatever the batch.
+        return (dt * dy).sum(axis=1) / (dt * dt).sum(axis=1)
 
 
 def _scale(y: np.ndarray, season_length: int) -> float:
@@ -316,33 +355,39 @@ def _scale(y: np.ndarray, season_length: int) -> float:
 
 
 def _spread(errors: np.ndarray, ys: list[np.ndarray], horizon: int) -> np.ndarray:
-    """``(S, H)`` error scale ``a k^b`` per series from its rolling-origin errors ``(S, W, H)``.
+    """``(S, H)`` error scale ``a k^b`` per series from its rolling-origin errors ``(S, W, L)`` (NaN where a
+    window ends or is missing), fitted on the windows' steps and evaluated at the ``H`` steps ahead.
 
     ``b`` (growth with the step ahead) is fitted to the mean absolute error per step, clipped to
     ``[0, 1]`` and shrunk halfway to the random walk's 0.5, since a few windows give a noisy fit; ``a``
-    matches the mean absolute error over all windows and steps. Series too short for any window
-    use the in-sample one-step naive errors and ``b = 0.5``.
+    matches the mean absolute error over all windows and steps. Series without any window use the in-sample
+    one-step naive errors and ``b = 0.5``.
     """
-    steps = np.arange(1, horizon + 1, dtype=np.float64)
-    log_steps = np.log(steps)
-    n_series = errors.shape[0]
-    complete = np.isfinite(errors).all(axis=2)  # (S, W) windows with every step
-    count = complete.sum(axis=1)
-    abs_err = np.where(complete[:, :, None], np.abs(errors), 0.0)
-    per_step = abs_err.sum(axis=1) / np.maximum(count, 1)[:, None]  # (S, H)
-    b = np.full(n_series, 0.5)
-    if horizon > 1:
-        usable = (count > 0) & np.all(per_step > 0, axis=1)
-        with np.errstate(divide="ignore"):
-            logs = np.log(np.where(per_step > 0, per_step, 1.0))
-        dl = log_steps - log_steps.mean()
-        slope = (logs - logs.mean(axis=1, keepdims=True)) @ dl / (dl @ dl)
-        b = np.where(usable, 0.5 * (np.clip(slope, 0.0, 1.0) + 0.5), 0.5)
-    growth = steps[None] ** b[:, None]  # (S, H)
-    a = (abs_err / growth[:, None]).sum(axis=(1, 2)) / np.maximum(count * horizon, 1)
-    out = a[:, None] * growth
-    for i in np.flatnonzero(count == 0):
+    span = errors.shape[2]
+    steps = np.arange(1, span + 1, dtype=np.float64)
+    ahead = np.arange(1, horizon + 1, dtype=np.float64)
+    valid = np.isfinite(errors)  # (S, W, L)
+    abs_err = np.where(valid, np.abs(errors), 0.0)
+    per_count = valid.sum(axis=1)  # (S, L)
+    per_step = abs_err.sum(axis=1) / np.maximum(per_count, 1)
+    step_ok = per_count > 0
+    n_ok = step_ok.sum(axis=1)
+    usable = (n_ok >= 2) & np.all(np.where(step_ok, per_step > 0, True), axis=1)
+    logs = np.where(step_ok & (per_step > 0), np.log(np.where(per_step > 0, per_step, 1.0)), 0.0)
+    log_steps = np.log(steps)[None]
+    # Sums in order along the steps (see _row_sum): a series' spread does not depend on the other series.
+    with np.errstate(divide="ignore", invalid="ignore"):
+        x_bar = _row_sum(np.where(step_ok, log_steps, 0.0)) / n_ok
+        y_bar = _row_sum(logs) / n_ok
+        dx = np.where(step_ok, log_steps - x_bar[:, None], 0.0)
+        slope = _row_sum(dx * (logs - y_bar[:, None])) / _row_sum(dx * dx)
+    b = np.where(usable, 0.5 * (np.clip(np.nan_to_num(slope), 0.0, 1.0) + 0.5), 0.5)
+    counted = valid.sum(axis=(1, 2))
+    scaled = abs_err / steps[None, None] ** b[:, None, None]
+    a = _row_sum(scaled.reshape(scaled.shape[0], -1)) / np.maximum(counted, 1)
+    out = a[:, None] * ahead[None] ** b[:, None]
+    for i in np.flatnonzero(counted == 0):
         y = ys[i]
         diffs = np.diff(y) if y.shape[0] > 1 else np.zeros(1)
-        out[i] = float(np.mean(np.abs(diffs))) * np.sqrt(steps)
+        out[i] = float(np.mean(np.abs(diffs))) * np.sqrt(ahead)
     return out
