@@ -4,9 +4,8 @@
 its own inference path rather than darts' ``FoundationModel``/``TorchForecastingModel`` route: that
 route needs PyTorch Lightning and chunked re-feeding of ``output_chunk_length`` windows, while DynaMix
 rolls out natively for any ``n`` and has nothing to train. ``fit`` only checks the series and loads
-the model (shared per checkpoint and device); ``predict`` forecasts all series in one batched engine
-call; ``historical_forecasts(retrain=False)`` and ``backtest`` put every window of every series into
-one batched rollout.
+the model (shared per checkpoint and device), and nothing requires it; ``predict`` forecasts all series in
+one batched engine call; ``historical_forecasts`` and ``backtest`` put every window into one batched rollout.
 """
 
 from __future__ import annotations
@@ -139,9 +138,6 @@ class DynaMixModel(GlobalForecastingModel):
         random_state: int | None = None,
     ) -> None:
         super().__init__(add_encoders=None)
-        # Nothing is trained: predict(n, series=...), historical_forecasts and backtest work without fit (fit
-        # only checks the series, loads the model and keeps a single series as the default to forecast).
-        self._fit_called = True
         check_adapter_parameters(model, random_state)
         # Checked here (darts validates in the constructor); kept as the one options object of every call.
         self._options = ForecastOptions(
@@ -172,7 +168,6 @@ class DynaMixModel(GlobalForecastingModel):
         self.random_state = random_state
 
     # ------------------------------------------------------------------ darts' model description
-
     @property
     def _pipeline(self) -> DynaMixPipeline:
         return cached_pipeline(self.model, self.device)
@@ -381,6 +376,8 @@ class DynaMixModel(GlobalForecastingModel):
         series_list, single = _as_list(series, "series")
         positive_int("n", n)
         positive_int("num_samples", num_samples)
+        if not self._fit_called:  # nothing to train: fitting only checks the series and loads the model
+            self.fit(series)
         super().predict(n, series, num_samples=num_samples, verbose=verbose, show_warnings=show_warnings)
         self._check_series(series_list)
         paths = self._rollout(
@@ -398,7 +395,6 @@ class DynaMixModel(GlobalForecastingModel):
         return forecasts[0] if single else forecasts
 
     # ------------------------------------------------------------------ batched historical forecasts
-
     def historical_forecasts(  # type: ignore[override]
         self,
         series: TimeSeries | Sequence[TimeSeries],
@@ -408,16 +404,13 @@ class DynaMixModel(GlobalForecastingModel):
         data_transformers: Any = None,
         **kwargs: Any,
     ) -> Any:
-        """darts' ``historical_forecasts``; ``retrain`` changes nothing here.
-
-        Fitting DynaMix only takes the context, so a model refit at every window is the same model: with
-        ``retrain=True`` (darts' default), an ``int`` or a callable, the windows go through the batched path of
-        ``retrain=False`` (the same numbers, one engine call instead of one fit and predict per window). Only
-        ``train_length`` (each refit sees the last points only) and ``data_transformers`` (refit per window) keep
-        darts' window-by-window loop. With ``start=None`` the first window is the first predictable point.
-        """
+        """darts' ``historical_forecasts``, where ``retrain`` changes nothing: fitting DynaMix only takes the
+        context, so with ``retrain=True`` (the default), an ``int`` or a callable the windows take the batched path
+        of ``retrain=False`` (the same numbers). ``train_length`` and ``data_transformers`` keep darts' loop."""
         if retrain is not False and train_length is None and not data_transformers:
             retrain = False
+        if not self._fit_called:  # nothing to train: fitting only checks the series and loads the model
+            self.fit(series)
         return super().historical_forecasts(
             series, *args, retrain=retrain, train_length=train_length, data_transformers=data_transformers, **kwargs
         )

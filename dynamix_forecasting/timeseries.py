@@ -53,6 +53,8 @@ def window_lengths(lengths: np.ndarray, season_length: int, windows: int) -> np.
     return np.clip(afford, WINDOW_MIN, WINDOW_MAX)
 
 
+# Step-to-step correlation of the forecast errors where a series has no rolling-origin windows to measure it.
+DEFAULT_PERSISTENCE = 0.9
 # Candidates are weighted by (1 / scaled error) ** WEIGHT_POWER: 4 leans towards each series' best
 # candidates while still averaging the close ones (tuning half: MASE 0.913 against 0.929 with power 1).
 WEIGHT_POWER = 4.0
@@ -123,6 +125,14 @@ class TimeSeriesForecast:
         ``(S,)`` whether the series was seasonally adjusted.
     candidates : tuple of Candidate
         The candidates, in the order of ``weights``.
+    persistence : numpy.ndarray
+        ``(S,)`` step-to-step correlation of each series' forecast errors (from its rolling origins), which ties
+        the steps of a sample path together.
+
+    Notes
+    -----
+    A constant history carries no evidence of variation: its point forecast is that constant and its
+    quantiles collapse onto it (zero-width intervals), by design.
     """
 
     point: np.ndarray
@@ -131,6 +141,7 @@ class TimeSeriesForecast:
     weights: np.ndarray
     seasonal: np.ndarray
     candidates: tuple[Candidate, ...]
+    persistence: np.ndarray | None = None
 
     def quantiles(self, levels: Sequence[float] | np.ndarray) -> np.ndarray:
         """``(Q, S, H)`` quantile forecasts at ``levels`` (each in ``(0, 1)``), never crossing."""
@@ -141,9 +152,26 @@ class TimeSeriesForecast:
         return np.maximum(out, self._floor)
 
     def sample(self, num_samples: int, seed: int | None = None) -> np.ndarray:
-        """``(K, S, H)`` independent draws from the calibrated distribution of every step."""
-        u = np.random.default_rng(seed).uniform(size=(num_samples, *self.point.shape))
-        u = np.clip(u, 1e-12, 1 - 1e-12)
+        """``(K, S, H)`` sample paths: coherent trajectories whose every step has the calibrated distribution.
+
+        A Gaussian copula ties the steps: each path's latent ``z_h = rho z_{h-1} + sqrt(1 - rho^2) e_h`` (unit
+        variance at every step, ``rho`` the series' :attr:`persistence`) is mapped through the Laplace quantile
+        of the step. So the quantiles of many paths are :meth:`quantiles` (to Monte Carlo error), and a path
+        wanders as the series' own forecast errors did instead of jumping from step to step. The draws ``e`` are
+        taken step by step and shared by all series: a series' paths do not depend on the other series or on the
+        horizon (a shorter horizon gives a prefix).
+        """
+        from scipy.special import ndtr
+
+        n_series, horizon = self.point.shape
+        eps = np.random.default_rng(seed).standard_normal((horizon, num_samples))  # step-major: prefixes agree
+        rho = np.full(n_series, DEFAULT_PERSISTENCE) if self.persistence is None else self.persistence
+        z = np.empty((num_samples, n_series, horizon))
+        z[:, :, 0] = eps[0][:, None]
+        keep = np.sqrt(1.0 - rho**2)[None]
+        for h in range(1, horizon):
+            z[:, :, h] = rho[None] * z[:, :, h - 1] + keep * eps[h][:, None]
+        u = np.clip(ndtr(z), 1e-12, 1 - 1e-12)
         return np.maximum(self.point[None] + laplace_quantile(u) * self.spread[None], self._floor)
 
     @property
@@ -254,9 +282,23 @@ def forecast_time_series(
     combined = _in_order(weights[:, :, None, None] * errors)  # the weighted forecast's errors
     spread = _spread(combined, ys, horizon) * interval_scale
     nonnegative = np.array([bool(np.all(y >= 0)) for y in ys])
+    point = np.where(nonnegative[:, None], np.maximum(point, 0.0), point)  # a count or a price stays >= 0
     seasonal = np.zeros(n_series, dtype=bool)
     seasonal[sub_series[final]] = points.seasonal[final]
-    return TimeSeriesForecast(point, spread, nonnegative, weights, seasonal, cands)
+    return TimeSeriesForecast(point, spread, nonnegative, weights, seasonal, cands, _persistence(combined))
+
+
+def _persistence(errors: np.ndarray) -> np.ndarray:
+    """``(S,)`` lag-one correlation of each series' forecast errors ``(S, W, L)`` along the steps, pooled over its
+    windows (uncentred: errors are deviations from the forecast), clipped to [0, 0.99];
+    :data:`DEFAULT_PERSISTENCE` where fewer than two consecutive steps were measured."""
+    pair = np.isfinite(errors[:, :, 1:]) & np.isfinite(errors[:, :, :-1])
+    a = np.where(pair, errors[:, :, 1:], 0.0).reshape(errors.shape[0], -1)
+    b = np.where(pair, errors[:, :, :-1], 0.0).reshape(errors.shape[0], -1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rho = _row_sum(a * b) / np.sqrt(_row_sum(a * a) * _row_sum(b * b))
+    enough = pair.reshape(errors.shape[0], -1).sum(axis=1) >= 2
+    return np.where(enough & np.isfinite(rho), np.clip(rho, 0.0, 0.99), DEFAULT_PERSISTENCE)
 
 
 def _row_sum(values: np.ndarray) -> np.ndarray:

@@ -89,6 +89,7 @@ def time_series_forecast(
         groups.setdefault(p, []).append(r)
     point = np.empty((len(rows), horizon))
     spread = np.empty((len(rows), horizon))
+    persistence = np.empty(len(rows))
     nonnegative = np.empty(len(rows), dtype=bool)
     seasonal = np.empty(len(rows), dtype=bool)
     forecasts = []
@@ -96,6 +97,7 @@ def time_series_forecast(
         fc = forecast_time_series([rows[r] for r in members], horizon, roll, period, interval_scale=scale)
         point[members], spread[members] = fc.point, fc.spread
         nonnegative[members], seasonal[members] = fc.nonnegative, fc.seasonal
+        persistence[members] = fc.persistence
         forecasts.append(fc)
     # Candidate weights are reported where all rows share one season (one set of candidates).
     single = forecasts[0] if len(forecasts) == 1 else None
@@ -106,6 +108,7 @@ def time_series_forecast(
         single.weights if single is not None else np.empty((0, len(rows))),
         seasonal,
         single.candidates if single is not None else (),
+        persistence,
     )
 
 
