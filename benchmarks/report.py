@@ -107,7 +107,7 @@ def foundation_table(frame: pd.DataFrame) -> pd.DataFrame:
         )
     table = pd.DataFrame(rows)
     per_series = table.set_index("model")["(a) s per series"]
-    for ref in ("dynamix_1path", "dynamix"):
+    for ref in ("dynamix_ts", "dynamix_1path", "dynamix"):
         if ref in per_series:
             table[f"(a) x {ref}"] = table["(a) s per series"] / per_series[ref]
     return table.sort_values("(a) s per series")

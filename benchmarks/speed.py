@@ -198,9 +198,11 @@ if __name__ == "__main__":
 
 
 # --------------------------------------------------------------------------- against the foundation models
-#: The models of the comparison: DynaMix as benchmarked (100 sample paths) and with one path, and the Chronos
+#: The models of the comparison: DynaMix's default time-series mode (what the adapters run), its published
+#: pipeline as benchmarked (100 sample paths) and with one path, and the Chronos
 #: architectures with random weights (see benchmarks/architectures.py).
 FOUNDATION_MODELS = [
+    "dynamix_ts",
     "dynamix",
     "dynamix_1path",
     "chronos_bolt_tiny",
@@ -225,8 +227,10 @@ def panel_histories(n: int, length: int, seed: int = 0) -> list[np.ndarray]:
 def _bench_model(name: str, folder: Path):
     """The benchmark's model for a comparison name (Chronos architectures built with random weights)."""
     from benchmarks import architectures
-    from benchmarks.models import Chronos, DynaMixBenchModel
+    from benchmarks.models import Chronos, DynaMixBenchModel, DynaMixTimeSeries
 
+    if name == "dynamix_ts":
+        return DynaMixTimeSeries()
     if name == "dynamix":
         return DynaMixBenchModel(num_samples=100)
     if name == "dynamix_1path":
@@ -315,7 +319,7 @@ def compare_foundation_models(results, quick: bool, models: list[str] | None = N
     with the same torch threads; rows go to the speed track of ``results``."""
     folder = architectures_folder()
     folder.mkdir(parents=True, exist_ok=True)
-    names = models or (["dynamix", "dynamix_1path", "chronos_bolt_tiny"] if quick else FOUNDATION_MODELS)
+    names = models or (["dynamix_ts", "dynamix", "dynamix_1path", "chronos_bolt_tiny"] if quick else FOUNDATION_MODELS)
     for name in names:
         label = f"{name}[random]" if name.startswith("chronos") else name
         if results.done("speed", "fm:model", label):

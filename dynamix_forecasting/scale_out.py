@@ -9,6 +9,7 @@ series on its own), so the numbers do not depend on the engine, the partitioning
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -62,10 +63,51 @@ def predict_df(
     return _ray(df, spec, payload, num_partitions)
 
 
+def spark_worker_python(spark: Any) -> str | None:
+    """The interpreter a local Spark session's Python workers run (None for a cluster: not checkable here)."""
+    import shutil
+
+    master = str(spark.sparkContext.master)
+    if not master.startswith("local"):
+        return None
+    conf = spark.sparkContext.getConf()
+    exe = conf.get("spark.pyspark.python", None) or os.environ.get("PYSPARK_PYTHON") or "python3"
+    return shutil.which(exe) or exe
+
+
+def check_spark_workers(spark: Any) -> None:
+    """Fail with one clear message when a local session's Python workers cannot import this package and torch.
+
+    Spark starts its workers with ``PYSPARK_PYTHON`` (default ``python3`` on the PATH), often another interpreter
+    than the driver's; the forecast would then end in a Java stack trace with ``ModuleNotFoundError``.
+    """
+    import subprocess
+    import sys
+
+    exe = spark_worker_python(spark)
+    # Paths compared as written: a virtual environment's python is a link to the base interpreter.
+    if exe is None or os.path.abspath(exe) == os.path.abspath(sys.executable) or exe in _CHECKED_WORKERS:
+        return
+    probe = subprocess.run([exe, "-c", "import torch, dynamix_forecasting"], capture_output=True, text=True)
+    if probe.returncode != 0:
+        reason = (probe.stderr.strip().splitlines() or ["it did not start"])[-1]
+        raise RuntimeError(
+            f"Spark's Python workers run {exe}, which cannot import the package ({reason}). Set "
+            "os.environ['PYSPARK_PYTHON'] = sys.executable before creating the SparkSession (or the "
+            "spark.pyspark.python setting) so the workers use this interpreter, or install dynamix-forecasting "
+            "and torch for that one."
+        )
+    _CHECKED_WORKERS.add(exe)
+
+
+_CHECKED_WORKERS: set[str] = set()
+
+
 def _spark(df: Any, spec: FrameSpec, payload: ModelPayload, num_partitions: int | None, shuffle: bool = True) -> Any:
     from pyspark.sql import types as T
 
     spec.check_columns(df.columns)
+    check_spark_workers(df.sparkSession)
     fields = {f.name: f for f in df.schema.fields}
     schema = T.StructType(
         [

@@ -178,3 +178,25 @@ def test_whole_series_partitions_skips_the_shuffle_on_dask(pipe, long_df, expect
     ddf = dd.from_pandas(ordered.set_index("unique_id"), npartitions=4, sort=True).reset_index()
     out = pipe.predict_df(ddf, 6, season_length=12, whole_series_partitions=True).compute()
     _assert_same(_sorted(out), expected)
+
+
+def test_spark_workers_that_cannot_import_the_package_get_one_clear_error(tmp_path):
+    """A local session whose workers run an interpreter without the package and torch (here a fresh virtual
+    environment) is refused before any job, with the fix, instead of a Java stack trace."""
+    import subprocess
+    import types
+
+    from dynamix_forecasting.scale_out import check_spark_workers
+
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(tmp_path / "bare")], check=True)
+    bare = str(tmp_path / "bare" / "bin" / "python")
+    conf = types.SimpleNamespace(get=lambda key, default=None: bare if key == "spark.pyspark.python" else default)
+    session = types.SimpleNamespace(sparkContext=types.SimpleNamespace(master="local[2]", getConf=lambda: conf))
+    with pytest.raises(RuntimeError, match=r"PYSPARK_PYTHON.*sys.executable"):
+        check_spark_workers(session)
+    conf_ok = types.SimpleNamespace(
+        get=lambda key, default=None: sys.executable if key == "spark.pyspark.python" else default
+    )
+    check_spark_workers(
+        types.SimpleNamespace(sparkContext=types.SimpleNamespace(master="local[2]", getConf=lambda: conf_ok))
+    )
