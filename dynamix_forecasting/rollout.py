@@ -90,9 +90,14 @@ class NoiseStreams:
         """The streams of rows ``lo:hi`` (for rolling a batch out in chunks)."""
         return NoiseStreams(self.seeds, self.rows[lo:hi])
 
-    def generators(self, device: torch.device) -> list[torch.Generator]:
-        """Fresh generators, one per stream, at the start of the streams."""
-        return [torch.Generator(device=device).manual_seed(s) for s in self.seeds]
+    def generators(self, device: torch.device | None = None) -> list[torch.Generator]:
+        """Fresh CPU generators, one per stream, at the start of the streams.
+
+        Noise is always drawn on the CPU (and copied to the rollout's device), so a seed gives the same noise on
+        every device: CPU and GPU forecasts of one seed agree to float rounding. ``device`` is accepted for
+        compatibility and ignored.
+        """
+        return [torch.Generator(device="cpu").manual_seed(s) for s in self.seeds]
 
 
 def _draw(
@@ -100,9 +105,9 @@ def _draw(
 ) -> torch.Tensor:
     """One block ``(NOISE_BLOCK, B, *shape)`` of noise, row ``b`` taken from stream ``rows[b]``."""
     per_stream = torch.stack(
-        [torch.randn(NOISE_BLOCK, *shape, generator=g, device=device, dtype=dtype) for g in generators], dim=1
-    )
-    return per_stream.index_select(1, rows.to(device))
+        [torch.randn(NOISE_BLOCK, *shape, generator=g, dtype=dtype) for g in generators], dim=1
+    )  # on the CPU: the same draws for a seed on every device
+    return per_stream.index_select(1, rows.cpu()).to(device)
 
 
 class Step(Protocol):

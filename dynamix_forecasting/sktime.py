@@ -17,7 +17,7 @@ from sktime.forecasting.base import BaseForecaster, ForecastingHorizon
 from .adapter_parameters import check_adapter_parameters, index_seasons, seed_from
 from .checkpoint import DEFAULT_MODEL
 from .model_cache import ModelSpec, cached_pipeline
-from .options import ForecastOptions, positive_int
+from .options import ForecastOptions, check_bool, positive_int
 from .pipeline import DynaMixPipeline
 
 __all__ = ["DynaMixForecaster"]
@@ -125,6 +125,11 @@ class DynaMixForecaster(BaseForecaster):
         Roll out at most this many series x samples at a time (bounds memory).
     device : str, default "cpu"
         Torch device of the model, e.g. ``"cuda"``.
+    exogenous : bool, default False
+        Use the past values of ``X`` as extra context channels: ``y`` and ``X`` are forecast jointly as one
+        system by the dynamics mode (at most the model's ``N`` channels in all) and ``y``'s forecast is returned;
+        ``X``'s future values are not needed. Off by default: on sktime's three datasets with ``X`` it was worse
+        than the same mode without ``X`` on all three (see ``docs/sktime.md``).
     random_state : int, numpy RandomState or None
         Seed of the noise and of the draws (None: seed 0, the package's default seed), so ``predict``,
         ``predict_quantiles``, ``predict_interval`` and ``predict_proba`` are reproducible and agree with
@@ -191,6 +196,7 @@ class DynaMixForecaster(BaseForecaster):
         batch_size: int | None = None,
         device: str = "cpu",
         random_state: int | np.random.RandomState | None = None,
+        exogenous: bool = False,
     ) -> None:
         self.model = model
         self.mode = mode
@@ -205,7 +211,10 @@ class DynaMixForecaster(BaseForecaster):
         self.batch_size = batch_size
         self.device = device
         self.random_state = random_state
+        self.exogenous = exogenous
         super().__init__()
+        if exogenous is True:  # sktime then passes X to fit, update and predict
+            self.set_tags(**{"capability:exogenous": True})
         # Present even with remember_data=False, so switching the config on later works as usual.
         self._y, self._X = None, None
 
@@ -240,10 +249,37 @@ class DynaMixForecaster(BaseForecaster):
         )
         self._is_series = isinstance(y, pd.Series)
         self._series_name = y.name if isinstance(y, pd.Series) else None
-        self._cur_y = _as_frame(y)
+        self._target_columns = _as_frame(y).columns
+        self._cur_y = self._with_exogenous(_as_frame(y), X)
+        if self._cur_y.shape[1] > len(self._target_columns) and options.mode == "time_series":
+            raise ValueError(
+                "exogenous=True forecasts y and X as channels of one system (the dynamics mode); it cannot be "
+                "combined with mode='time_series', which forecasts each channel on its own."
+            )
         self._options = options.resolve(self._cur_y.shape[1])
         self._validate_context()  # loads (or finds) the model, so a missing checkpoint fails in fit
         return self
+
+    def _with_exogenous(self, y: pd.DataFrame, X: pd.DataFrame | None) -> pd.DataFrame:
+        """``y``, and with ``exogenous=True`` the past values of ``X`` as extra context channels."""
+        check_bool("exogenous", self.exogenous)
+        if not self.exogenous:
+            return y
+        if X is None:
+            raise ValueError("exogenous=True uses X as extra context channels; pass X to fit and update.")
+        X = _as_frame(X)
+        if not X.index.equals(y.index):
+            raise ValueError("exogenous=True needs X on the same index as y (its past values at y's time points).")
+        n_model = self._pipeline.model.N
+        if y.shape[1] + X.shape[1] > n_model:
+            raise ValueError(
+                f"exogenous=True forecasts y and X jointly as one system of at most the model's N = {n_model} "
+                f"channels; y has {y.shape[1]} and X {X.shape[1]}. Select at most {n_model - y.shape[1]} "
+                "column(s) of X first (e.g. sktime's ColumnSelect in a ForecastingPipeline)."
+            )
+        if not np.isfinite(X.to_numpy(dtype=np.float64)).all():
+            raise ValueError("X contains NaN or infinite values; fill them first (e.g. with an Imputer).")
+        return pd.concat([y, X.set_axis([f"__exogenous_{c}" for c in X.columns], axis=1)], axis=1)
 
     def _validate_context(self) -> None:
         need = self._pipeline.min_context_length(self._cur_y.shape[1], self._options)
@@ -259,7 +295,7 @@ class DynaMixForecaster(BaseForecaster):
 
     def _update(self, y: pd.DataFrame, X: pd.DataFrame | None = None, update_params: bool = True):
         """Extend the context with new observations (no refit, nothing to re-learn)."""
-        old, y = self._cur_y, _as_frame(y)
+        old, y = self._cur_y, self._with_exogenous(_as_frame(y), X)
         kept = old.loc[~old.index.isin(y.index)]
         self._cur_y = pd.concat([kept, y]).sort_index() if len(kept) < len(old) else pd.concat([old, y])
         self._validate_context()
@@ -327,10 +363,10 @@ class DynaMixForecaster(BaseForecaster):
         plan, contexts, horizon, options = self._call(fh)
         return plan, self._pipeline.sample_paths(contexts, horizon, options)
 
-    @staticmethod
-    def _at_steps(plan, per_step: np.ndarray) -> list[np.ndarray]:
-        """Each series' requested steps from an ``(H, S, ...)`` array."""
-        return [per_step[steps - 1, s] for s, (_, _, steps) in enumerate(plan)]
+    def _at_steps(self, plan, per_step: np.ndarray) -> list[np.ndarray]:
+        """Each series' requested steps of its target channels from an ``(H, S, F, ...)`` array."""
+        n = len(self._target_columns)
+        return [per_step[steps - 1, s, :n] for s, (_, _, steps) in enumerate(plan)]
 
     def _frame(self, plan, values: list[np.ndarray], columns: pd.Index) -> pd.DataFrame:
         """Assemble per-series ``(len(fh), C)`` blocks into one frame indexed like ``y``."""
@@ -347,7 +383,7 @@ class DynaMixForecaster(BaseForecaster):
     def _predict(self, fh: ForecastingHorizon, X: pd.DataFrame | None = None) -> pd.DataFrame | pd.Series:
         """The point forecast at the requested steps (the pipeline's, in either mode)."""
         plan, _, point = self._quantiles(fh, [0.5])
-        out = self._frame(plan, self._at_steps(plan, point), self._cur_y.columns)
+        out = self._frame(plan, self._at_steps(plan, point), self._target_columns)
         return out.iloc[:, 0].rename(self._series_name) if self._is_series else out
 
     def _predict_quantiles(self, fh: ForecastingHorizon, X: pd.DataFrame | None, alpha: list[float]) -> pd.DataFrame:
@@ -362,7 +398,7 @@ class DynaMixForecaster(BaseForecaster):
         if cov:
             raise NotImplementedError("DynaMixForecaster returns marginal variances only; use cov=False.")
         plan, paths = self._paths(fh)
-        return self._frame(plan, self._at_steps(plan, paths.var(axis=0)), self._cur_y.columns)
+        return self._frame(plan, self._at_steps(plan, paths.var(axis=0)), self._target_columns)
 
     def _predict_proba(self, fh: ForecastingHorizon, X: pd.DataFrame | None = None, marginal: bool = True):
         """The sample paths (dynamics) or ``num_samples`` calibrated draws (time series) as an skpro

@@ -21,6 +21,8 @@ def gpu_pipeline(released_path):
 
 
 def test_cuda_forecasts_match_the_cpu(gpu_pipeline, pipeline, lorenz):
+    """The noise is drawn on the CPU for every device, so a seed gives the same noise on the GPU: the forecasts
+    of one seed agree to float rounding (over the first steps, before chaos amplifies the rounding)."""
     lorenz = lorenz[:1000]
     gpu = gpu_pipeline.forecast(lorenz, 50, seed=0)  # the fused torch step on the GPU
     cpu = pipeline.forecast(lorenz, 50, seed=0, backend="torch")

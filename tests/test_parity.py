@@ -125,3 +125,16 @@ def test_numba_threads_follow_torch():
         assert numba.get_num_threads() == 1
     finally:
         torch.set_num_threads(previous)
+
+
+def test_noise_of_a_seed_is_drawn_on_the_cpu_for_every_device():
+    """A seed means the same noise on every device: the streams' generators are CPU generators, whatever
+    device the rollout runs on (the draws are copied there)."""
+    streams = NoiseStreams.fresh(3, seed=5)
+    for device in ("cpu", "cuda", torch.device("cpu")):
+        assert all(g.device.type == "cpu" for g in streams.generators(device))
+    from dynamix_forecasting.rollout import _draw
+
+    a = _draw(streams.generators(), streams.rows, (3,), torch.device("cpu"), torch.float32)
+    b = _draw(NoiseStreams.fresh(3, seed=5).generators("cuda"), streams.rows, (3,), torch.device("cpu"), torch.float32)
+    assert torch.equal(a, b)

@@ -130,3 +130,27 @@ def test_a_misspelled_model_fails_at_fit(airline):
         DynaMixForecaster(model="dynamix-3d-alrnn-v9").fit(airline)
     fh = ForecastingHorizon([1, 2], is_relative=True)
     assert len(DynaMixForecaster().fit(airline).predict(fh)) == 2
+
+
+# 7. exogenous channels
+
+
+def test_exogenous_x_is_forecast_jointly_as_extra_channels():
+    from sktime.datasets import load_uschange
+
+    y, X = load_uschange()
+    f = DynaMixForecaster(exogenous=True, random_state=0).fit(y.iloc[:-8], X=X.iloc[:-8, :2])
+    pred = f.predict(np.arange(1, 9), X=X.iloc[-8:, :2])
+    assert isinstance(pred, pd.Series) and pred.name == y.name and np.isfinite(pred).all()
+    # The context is y and X's two columns as one 3-channel system: the same as that forecast by hand.
+    from dynamix_forecasting import DynaMixPipeline
+
+    joint = np.column_stack([y.iloc[:-8].to_numpy(), X.iloc[:-8, :2].to_numpy()])
+    _, point = DynaMixPipeline.from_pretrained().predict_quantiles(joint, 8, [0.5], mode="dynamics", num_samples=100)
+    np.testing.assert_allclose(pred.to_numpy(), point[:, 0])
+    with pytest.raises(ValueError, match="pass X to fit"):
+        DynaMixForecaster(exogenous=True).fit(y)
+    with pytest.raises(ValueError, match="at most the model's N = 3"):
+        DynaMixForecaster(exogenous=True).fit(y, X=X)
+    with pytest.raises(ValueError, match="cannot be combined with mode='time_series'"):
+        DynaMixForecaster(exogenous=True, mode="time_series").fit(y, X=X.iloc[:, :2])
