@@ -149,7 +149,7 @@ def test_quick_run_writes_results_table_and_plots(tmp_path, tasks, released_mode
         assert (out / "plots" / plot).stat().st_size > 10_000
     # the speed comparison with the foundation models: every workload timed for every model, Chronos marked
     fm = frame[frame["task"].str.startswith("fm")]
-    assert set(fm["model"]) == {"dynamix", "dynamix_1path", "chronos_bolt_tiny[random]"}
+    assert set(fm["model"]) == {"dynamix_ts", "dynamix", "dynamix_1path", "chronos_bolt_tiny[random]"}
     for _, rows in fm.groupby("model"):
         assert {t.split(":")[0] for t in rows["task"]} == {"fm", "fm_a", "fm_b", "fm_c"}
         assert (rows[rows["metric"] == "seconds"]["value"].astype(float) > 0).all()
