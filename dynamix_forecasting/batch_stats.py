@@ -15,37 +15,35 @@ from numba import njit
 
 
 @njit(cache=True, nogil=True)
+def _stats(x):  # pragma: no cover - compiled
+    """Mean, standard deviation (ddof 1; 1 where zero) and constancy of a 1-D array, in a fixed order; the std
+    from deviations scaled by their largest absolute value (exact for any scale and offset)."""
+    n = x.shape[0]
+    total = 0.0
+    same = True
+    for t in range(n):
+        total += x[t]
+        if x[t] != x[0]:
+            same = False
+    m = total / n
+    reach = 0.0
+    for t in range(n):
+        reach = max(reach, abs(x[t] - m))
+    s = 0.0
+    if reach > 0.0 and n > 1:
+        acc = 0.0
+        for t in range(n):
+            q = (x[t] - m) / reach
+            acc += q * q
+        s = reach * np.sqrt(acc / (n - 1))
+    return m, s if s > 0.0 else 1.0, same
+
+
+@njit(cache=True, nogil=True)
 def _row_stats(values, offsets, mean, std, constant):  # pragma: no cover - compiled
-    n_rows = offsets.shape[0] - 1
-    n_ch = values.shape[1]
-    for r in range(n_rows):
-        lo, hi = offsets[r], offsets[r + 1]
-        n = hi - lo
-        for f in range(n_ch):
-            total = 0.0
-            first = values[lo, f]
-            same = True
-            for t in range(lo, hi):
-                v = values[t, f]
-                total += v
-                if v != first:
-                    same = False
-            m = total / n
-            reach = 0.0
-            for t in range(lo, hi):
-                d = abs(values[t, f] - m)
-                if d > reach:
-                    reach = d
-            s = 0.0
-            if reach > 0.0 and n > 1:
-                acc = 0.0
-                for t in range(lo, hi):
-                    q = (values[t, f] - m) / reach
-                    acc += q * q
-                s = reach * np.sqrt(acc / (n - 1))
-            mean[r, f] = m
-            std[r, f] = s if s > 0.0 else 1.0
-            constant[r, f] = same
+    for r in range(offsets.shape[0] - 1):
+        for f in range(values.shape[1]):
+            mean[r, f], std[r, f], constant[r, f] = _stats(values[offsets[r] : offsets[r + 1], f])
 
 
 def standardize_rows(rows: list[np.ndarray]) -> tuple[list[np.ndarray], np.ndarray, np.ndarray, np.ndarray]:
@@ -93,35 +91,11 @@ def row_statistics(
 
 @njit(cache=True, nogil=True)
 def _aligned_stats(values, lengths, mean, std, constant, scaled):  # pragma: no cover - compiled
-    n_rows, width = values.shape
-    for r in range(n_rows):
+    width = values.shape[1]
+    for r in range(values.shape[0]):
         lo = width - lengths[r]
-        n = lengths[r]
-        total = 0.0
-        first = values[r, lo]
-        same = True
-        for t in range(lo, width):
-            v = values[r, t]
-            total += v
-            if v != first:
-                same = False
-        m = total / n
-        reach = 0.0
-        for t in range(lo, width):
-            d = abs(values[r, t] - m)
-            if d > reach:
-                reach = d
-        s = 0.0
-        if reach > 0.0 and n > 1:
-            acc = 0.0
-            for t in range(lo, width):
-                q = (values[r, t] - m) / reach
-                acc += q * q
-            s = reach * np.sqrt(acc / (n - 1))
-        mean[r] = m
-        sd = s if s > 0.0 else 1.0
-        std[r] = sd
-        constant[r] = same
+        m, sd, same = _stats(values[r, lo:])
+        mean[r], std[r], constant[r] = m, sd, same
         for t in range(lo):
             scaled[r, t] = np.float32(0.0)
         for t in range(lo, width):

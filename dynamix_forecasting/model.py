@@ -165,6 +165,8 @@ class DynaMix(nn.Module):
         self.gating_network = GatingNetwork(c.N, c.M, c.Experts)
         bound = 1.0 / np.sqrt(c.M)
         self.B = nn.Parameter((torch.rand(c.N, c.M) * 2 - 1) * bound)
+        # float32 whatever torch's default dtype is (a library may have changed it): the published arithmetic.
+        self.float()
 
     @classmethod
     def random(cls, config: DynaMixConfig | dict | None = None, seed: int = 0) -> DynaMix:

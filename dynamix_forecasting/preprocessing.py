@@ -124,7 +124,10 @@ def _time_steps(t_len: int) -> torch.Tensor:
 
 @lru_cache(maxsize=16)
 def _phases(extra: int) -> torch.Tensor:
-    return torch.linspace(0.0, np.pi / 2, extra) if extra > 1 else torch.zeros(1)
+    # float32 explicitly: the published waves, whatever torch's default dtype is.
+    return (
+        torch.linspace(0.0, np.pi / 2, extra, dtype=torch.float32) if extra > 1 else torch.zeros(1, dtype=torch.float32)
+    )
 
 
 @lru_cache(maxsize=256)

@@ -288,3 +288,23 @@ def test_batched_time_series_mode_reproduces_the_frozen_outputs(pipeline):
         np.testing.assert_allclose(np.asarray(point)[:, :, 0].T / scale, reference[f"{name}/point"] / scale, atol=1e-9)
         got_q = np.asarray(q)[:, :, 0, :].transpose(1, 0, 2) / scale[:, :, None]
         np.testing.assert_allclose(got_q, reference[f"{name}/quantiles"] / scale[:, :, None], atol=1e-9)
+
+
+def test_forecasts_do_not_depend_on_torchs_default_dtype(pipeline, lorenz):
+    """Another library may set torch's default dtype to float64 (and not set it back): the waves of the positional
+    embedding and newly built models stay float32, so forecasts keep their bits."""
+    y = _seasonal()
+    before = (pipeline.forecast(y, 12, season_length=12), pipeline.forecast(lorenz[:300], 12, noise=False))
+    previous = torch.get_default_dtype()
+    try:
+        torch.set_default_dtype(torch.float64)
+        from dynamix_forecasting.preprocessing import _phases, _waves
+
+        _phases.cache_clear()
+        _waves.cache_clear()
+        assert next(DynaMix.random({"M": 8, "N": 3, "Experts": 2, "P": 1}).parameters()).dtype == torch.float32
+        after = (pipeline.forecast(y, 12, season_length=12), pipeline.forecast(lorenz[:300], 12, noise=False))
+    finally:
+        torch.set_default_dtype(previous)
+    for a, b in zip(before, after, strict=True):
+        np.testing.assert_array_equal(a, b)
