@@ -269,25 +269,55 @@ def test_predict_df_uses_the_same_options(pipeline):
 # --------------------------------------------------------------------------- the batched time-series mode
 
 
-def test_batched_time_series_mode_reproduces_the_frozen_outputs(pipeline):
-    """The time-series mode, batched over all series of a call, gives the frozen outputs of the series-by-series
-    implementation (``benchmarks/ts_reference.py``, 20 series of each of the 17 tasks) to float64 rounding."""
-    from benchmarks.data import load_task, task_specs
-    from benchmarks.models import fill_missing
-    from benchmarks.scoring import QUANTILES
+_FROZEN_RUN = """
+import sys
+import numpy as np
+from benchmarks.data import load_task, task_specs
+from benchmarks.models import fill_missing
+from benchmarks.scoring import QUANTILES
+from dynamix_forecasting import DynaMixPipeline
 
-    from .conftest import SHARED
+pipeline, out = DynaMixPipeline.from_pretrained(), {}
+for name in task_specs():
+    task = load_task(name, max_series=20)
+    q, point = pipeline.predict_quantiles(
+        [fill_missing(h) for h in task.histories], task.horizon, QUANTILES, season_length=task.seasonality
+    )
+    out[f"{name}/point"] = np.asarray(point)[:, :, 0].T
+    out[f"{name}/quantiles"] = np.asarray(q)[:, :, 0, :].transpose(1, 0, 2)
+np.savez(sys.argv[1], **out)
+"""
+
+
+def test_batched_time_series_mode_reproduces_the_frozen_outputs(pipeline, tmp_path):
+    """The time-series mode, batched over all series of a call, gives the frozen outputs of
+    ``benchmarks/ts_reference.py`` (20 series of each of the 17 tasks; the series-by-series implementation's
+    numbers before the recipe changed on purpose) to float64 rounding.
+
+    Computed in a fresh process once this one has compiled the kernels: the compiled kernel as numba's cache
+    holds it rounds a little differently from the copy compiled in the process that compiles it (fast-math
+    float32; measured: up to 0.3 of a series' std on nn5's long horizon), and the frozen outputs come from the
+    cached kernel. Within one process, a series' forecast is the same bits in any batch (tested above).
+    """
+    import subprocess
+    import sys
+
+    from .conftest import REPO, SHARED
 
     _require(SHARED / "data" / "chronos-bench" / "tasks.json")
+    pipeline.forecast(np.sin(np.arange(60.0) / 3), 2)  # compiles (and caches) every kernel the mode uses
+    run = subprocess.run(
+        [sys.executable, "-c", _FROZEN_RUN, str(tmp_path / "now.npz")], cwd=REPO, capture_output=True, text=True
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    now = np.load(tmp_path / "now.npz")
     reference = np.load(Path(__file__).parent / "data" / "ts_mode_reference.npz")
-    for name in task_specs():
-        task = load_task(name, max_series=20)
-        histories = [fill_missing(h) for h in task.histories]
-        q, point = pipeline.predict_quantiles(histories, task.horizon, QUANTILES, season_length=task.seasonality)
-        scale = np.array([np.std(h) + 1e-12 for h in histories])[:, None]
-        np.testing.assert_allclose(np.asarray(point)[:, :, 0].T / scale, reference[f"{name}/point"] / scale, atol=1e-9)
-        got_q = np.asarray(q)[:, :, 0, :].transpose(1, 0, 2) / scale[:, :, None]
-        np.testing.assert_allclose(got_q, reference[f"{name}/quantiles"] / scale[:, :, None], atol=1e-9)
+    for key in now.files:
+        name = key.split("/")[0]
+        scale = np.abs(reference[f"{name}/point"]).max(axis=1, keepdims=True) + 1e-12
+        if key.endswith("quantiles"):
+            scale = scale[:, :, None]
+        np.testing.assert_allclose(now[key] / scale, reference[key] / scale, atol=1e-9, err_msg=key)
 
 
 def test_forecasts_do_not_depend_on_torchs_default_dtype(pipeline, lorenz):
