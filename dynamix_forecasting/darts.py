@@ -26,31 +26,12 @@ except ImportError:  # pragma: no cover - a darts release that moved it: darts' 
 
 from .adapter_parameters import check_adapter_parameters, index_seasons, seed_from
 from .checkpoint import DEFAULT_MODEL
+from .darts_series import as_list, check_covariates, joint_values
 from .model_cache import ModelSpec, cached_pipeline
-from .options import DEFAULT_QUANTILE_SAMPLES, ForecastOptions, positive_int
+from .options import DEFAULT_QUANTILE_SAMPLES, ForecastOptions, check_bool, positive_int
 from .pipeline import DynaMixPipeline
 
 __all__ = ["DynaMixModel"]
-
-
-def _as_list(series: TimeSeries | Sequence[TimeSeries], what: str) -> tuple[list[TimeSeries], bool]:
-    if isinstance(series, TimeSeries):
-        return [series], True
-    if isinstance(series, Sequence) and series and all(isinstance(s, TimeSeries) for s in series):
-        return list(series), False
-    raise TypeError(
-        f"{what} must be a darts TimeSeries or a non-empty list of TimeSeries, got {type(series).__name__}."
-    )
-
-
-def _refuse_covariates(past_covariates: Any, future_covariates: Any) -> None:
-    if past_covariates is not None or future_covariates is not None:
-        kind = "past_covariates" if past_covariates is not None else "future_covariates"
-        raise ValueError(
-            f"DynaMixModel takes no covariates, but {kind} were passed. DynaMix forecasts a series from its own "
-            "past only; drop the covariates, or add them as components of the target series if they should be "
-            "forecast jointly."
-        )
 
 
 class DynaMixModel(GlobalForecastingModel):
@@ -100,6 +81,11 @@ class DynaMixModel(GlobalForecastingModel):
         Roll out at most this many series x samples at a time (bounds memory).
     device : str, default "cpu"
         Torch device of the model.
+    exogenous : bool, default False
+        Use ``past_covariates`` (in ``fit`` and ``predict``) as extra context channels: the series and its
+        covariates are forecast jointly as one system by the dynamics mode (at most the model's ``N`` channels)
+        and the series' components are returned; future values of the covariates are not needed. See
+        ``docs/sktime.md`` for when it helps (on three datasets it did not).
     random_state : int, optional
         Seed of the noise and of the samples; ``predict(..., random_state=...)`` overrides it per call.
         Without either, seed 0 is used, so forecasts are deterministic.
@@ -136,6 +122,7 @@ class DynaMixModel(GlobalForecastingModel):
         batch_size: int | None = None,
         device: str = "cpu",
         random_state: int | None = None,
+        exogenous: bool = False,
     ) -> None:
         super().__init__(add_encoders=None)
         check_adapter_parameters(model, random_state)
@@ -166,6 +153,7 @@ class DynaMixModel(GlobalForecastingModel):
         self.context_length = context_length
         self.device = device
         self.random_state = random_state
+        self.exogenous = check_bool("exogenous", exogenous)
 
     # ------------------------------------------------------------------ darts' model description
     @property
@@ -186,7 +174,7 @@ class DynaMixModel(GlobalForecastingModel):
 
     @property
     def supports_past_covariates(self) -> bool:
-        return False
+        return self.exogenous
 
     @property
     def supports_future_covariates(self) -> bool:
@@ -274,7 +262,9 @@ class DynaMixModel(GlobalForecastingModel):
         ----------
         series : TimeSeries or list of TimeSeries
             The series to forecast later (kept when it is a single series, as darts does).
-        past_covariates, future_covariates : None
+        past_covariates : TimeSeries or list of TimeSeries, optional
+            With ``exogenous=True``: extra context channels covering each series' time span.
+        future_covariates : None
             Not supported; passing them raises a ``ValueError``.
         verbose : bool, optional
             Unused.
@@ -284,11 +274,12 @@ class DynaMixModel(GlobalForecastingModel):
         DynaMixModel
             The fitted model.
         """
-        _refuse_covariates(past_covariates, future_covariates)
-        series_list, _ = _as_list(series, "series")
+        series_list, single = as_list(series, "series")
+        covariates = check_covariates(self.exogenous, series_list, past_covariates, future_covariates)
         self._pipeline  # noqa: B018  # loads (and checks) the model now, so a bad `model=` fails in fit
         self._check_series(series_list)
-        self._resolved(series_list[0].n_components)
+        self._resolved(series_list[0].n_components + (covariates[0].n_components if covariates else 0))
+        self._fit_covariates = covariates[0] if covariates and single else None
         super().fit(series)
         return self
 
@@ -348,7 +339,9 @@ class DynaMixModel(GlobalForecastingModel):
             Forecast horizon (any length: the model rolls out natively).
         series : TimeSeries or list of TimeSeries, optional
             Series to forecast; default the single series given to ``fit``.
-        past_covariates, future_covariates : None
+        past_covariates : TimeSeries or list of TimeSeries, optional
+            With ``exogenous=True``: extra context channels (default: those given to ``fit`` for its single series).
+        future_covariates : None
             Not supported.
         num_samples : int, default 1
             Number of DynaMix sample paths.
@@ -366,14 +359,15 @@ class DynaMixModel(GlobalForecastingModel):
         TimeSeries or list of TimeSeries
             One forecast per input series, with ``num_samples`` samples, in the input's dtype.
         """
-        _refuse_covariates(past_covariates, future_covariates)
         if predict_likelihood_parameters:
             raise ValueError("DynaMixModel has no likelihood parameters to predict; use num_samples for quantiles.")
         if series is None:
             if self.training_series is None:
                 raise ValueError("The model was fit on several series (or not at all): pass `series` to predict().")
             series = self.training_series
-        series_list, single = _as_list(series, "series")
+            past_covariates = past_covariates if past_covariates is not None else getattr(self, "_fit_covariates", None)
+        series_list, single = as_list(series, "series")
+        covariates = check_covariates(self.exogenous, series_list, past_covariates, future_covariates)
         positive_int("n", n)
         positive_int("num_samples", num_samples)
         if not self._fit_called:  # nothing to train: fitting only checks the series and loads the model
@@ -381,15 +375,15 @@ class DynaMixModel(GlobalForecastingModel):
         super().predict(n, series, num_samples=num_samples, verbose=verbose, show_warnings=show_warnings)
         self._check_series(series_list)
         paths = self._rollout(
-            self._contexts([s.values(copy=False) for s in series_list]),
+            self._contexts(joint_values(series_list, covariates)),
             int(n),
             int(num_samples),
             self._seed(random_state),
             bool(verbose),
             [s.freq for s in series_list],
         )
-        forecasts = [
-            self._build_forecast_series(paths[i].astype(s.dtype, copy=False), input_series=s)
+        forecasts = [  # the series' own components (covariates were extra context channels)
+            self._build_forecast_series(paths[i][:, : s.n_components].astype(s.dtype, copy=False), input_series=s)
             for i, s in enumerate(series_list)
         ]
         return forecasts[0] if single else forecasts
@@ -441,7 +435,7 @@ class DynaMixModel(GlobalForecastingModel):
         predict_kwargs: dict[str, Any] | None = None,
     ) -> list[TimeSeries] | list[list[TimeSeries]]:
         """All windows of all series as one batched rollout (called by ``historical_forecasts``)."""
-        _refuse_covariates(past_covariates, future_covariates)
+        check_covariates(False, list(series), past_covariates, future_covariates)
         if predict_likelihood_parameters:
             raise ValueError("DynaMixModel has no likelihood parameters to predict.")
         series = list(series)

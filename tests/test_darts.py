@@ -166,7 +166,7 @@ def test_bad_input_gets_clear_errors(lorenz):
     with pytest.raises(ValueError, match="takes no covariates"):
         model.fit(lorenz, past_covariates=lorenz)
     model.fit(lorenz)
-    with pytest.raises(ValueError, match="takes no covariates"):
+    with pytest.raises(ValueError, match="takes no future covariates"):
         model.predict(3, future_covariates=lorenz)
     with pytest.raises(ValueError, match="same number of components"):
         model.predict(3, series=[lorenz, lorenz["x"]])

@@ -154,3 +154,23 @@ def test_exogenous_x_is_forecast_jointly_as_extra_channels():
         DynaMixForecaster(exogenous=True).fit(y, X=X)
     with pytest.raises(ValueError, match="cannot be combined with mode='time_series'"):
         DynaMixForecaster(exogenous=True, mode="time_series").fit(y, X=X.iloc[:, :2])
+
+
+def test_darts_past_covariates_as_extra_channels():
+    from sktime.datasets import load_uschange
+
+    y, X = load_uschange()
+    series = TimeSeries.from_values(y.to_numpy()[:-8])
+    covariates = TimeSeries.from_values(X.to_numpy()[:-8, :2])
+    model = DynaMixModel(exogenous=True, random_state=0).fit(series, past_covariates=covariates)
+    out = model.predict(8)  # the covariates of fit are the default of a single series
+    assert out.n_components == 1 and out.n_timesteps == 8
+    from dynamix_forecasting import DynaMixPipeline
+
+    joint = np.column_stack([series.values(), covariates.values()])
+    _, point = DynaMixPipeline.from_pretrained().predict_quantiles(joint, 8, [0.5], mode="dynamics", num_samples=100)
+    np.testing.assert_allclose(out.values()[:, 0], point[:, 0])
+    with pytest.raises(ValueError, match="Set exogenous=True"):
+        DynaMixModel().fit(series, past_covariates=covariates)
+    with pytest.raises(ValueError, match="pass them"):
+        DynaMixModel(exogenous=True).fit(series)
