@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .engine import roll_rows, warn_divergence
+from .engine import pad_contexts, roll_rows, warn_divergence
 from .inputs import SeriesBatch
 from .memory import check_memory
 from .model import DynaMix
@@ -109,12 +109,13 @@ def dynamics_paths(
         batch_size=options.batch_size,
     )
     prepared = prepare_rows(batch, options, n_model, fast=step_kind != "reference")
+    ctx, lengths = pad_contexts(prepared.embedded, n_model, keep_lengths=batch.layout == "list")
     obs, gates, _ = roll_rows(
         model,
-        prepared.embedded,
+        ctx,
+        lengths,
         prepared.x0,
         horizon,
-        keep_lengths=batch.layout == "list",
         num_samples=num_samples,
         seed=options.seed,
         noise=options.noisy,

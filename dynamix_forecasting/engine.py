@@ -1,8 +1,9 @@
 """The engine call: one batched rollout of every (sample, row) pair, chunked, with noise and divergence checks.
 
-Both modes end here. :func:`roll_rows` takes embedded contexts and initial conditions, builds the
-initial states, runs :func:`~dynamix_forecasting.rollout.rollout` chunk by chunk (bounding memory), and
-warns once with a :class:`DivergenceWarning` naming the rows that left their context's range.
+Both modes end here. :func:`roll_rows` takes embedded contexts (one left-padded array, see
+:func:`pad_contexts`) and initial conditions, builds the initial states, runs
+:func:`~dynamix_forecasting.rollout.rollout` chunk by chunk (bounding memory), and warns once with a
+:class:`DivergenceWarning` naming the rows that left their context's range.
 """
 
 from __future__ import annotations
@@ -26,13 +27,32 @@ class DivergenceWarning(RuntimeWarning):
     """A forecast left the range of its context by far, or became non-finite."""
 
 
+def pad_contexts(embedded: list[np.ndarray], n_model: int, keep_lengths: bool) -> tuple[np.ndarray, np.ndarray]:
+    """``R`` embedded contexts ``(T_r, N)`` as one float32 array ``(R, T, N)`` and their true lengths.
+
+    ``keep_lengths``: a list of series keeps each whole context (shorter ones are left-padded and the padding is
+    masked out of the attention, so each series is forecast exactly as if it were alone); otherwise all are cut
+    to the shortest, as the published pipeline does.
+    """
+    lengths = np.array([e.shape[0] for e in embedded])
+    if keep_lengths:
+        t_len = int(lengths.max())
+        ctx = np.zeros((len(embedded), t_len, n_model), dtype=np.float32)
+        for i, e in enumerate(embedded):
+            ctx[i, t_len - lengths[i] :] = e
+        return ctx, lengths
+    t_len = int(lengths.min())
+    ctx = np.stack([e[-t_len:] for e in embedded]).astype(np.float32, copy=False)
+    return ctx, np.full(len(embedded), t_len)
+
+
 def roll_rows(
     model: DynaMix,
-    embedded: list[np.ndarray],
+    ctx: np.ndarray,
+    lengths: np.ndarray,
     x0: np.ndarray,
     horizon: int,
     *,
-    keep_lengths: bool,
     num_samples: int,
     seed: int | None,
     noise: bool,
@@ -51,14 +71,14 @@ def roll_rows(
     ----------
     model : DynaMix
         The model (its device is the rollout's).
-    embedded : list of numpy.ndarray
-        ``R`` embedded float32 contexts ``(T_r, N)``.
+    ctx : numpy.ndarray
+        ``(R, T, N)`` float32 embedded contexts, left-padded where shorter than ``T`` (see :func:`pad_contexts`).
+    lengths : numpy.ndarray
+        ``(R,)`` true length of each context.
     x0 : numpy.ndarray
         ``(R, N)`` initial conditions.
     horizon : int
         Steps.
-    keep_lengths : bool
-        Keep each whole context (left-padded, masked) instead of cutting all to the shortest.
     num_samples, seed, noise, guard, batch_size, progress
         As in :class:`~dynamix_forecasting.options.ForecastOptions`.
     step_kind : str
@@ -81,61 +101,6 @@ def roll_rows(
     diverged_at : numpy.ndarray
         ``(K * R,)`` first diverged step (1-based), 0 where none.
     """
-    lengths = np.array([e.shape[0] for e in embedded])
-    n_rows, n_model = len(embedded), model.N
-    if keep_lengths:
-        # A list of series keeps each whole context: shorter ones are left-padded and the padding is
-        # masked out of the attention, so each series is forecast exactly as if it were alone.
-        t_len = int(lengths.max())
-        ctx = np.zeros((n_rows, t_len, n_model), dtype=np.float32)
-        for i, e in enumerate(embedded):
-            ctx[i, t_len - lengths[i] :] = e
-    else:
-        # Arrays are cut to the shortest embedded length, as the published pipeline does.
-        t_len = int(lengths.min())
-        ctx = np.stack([e[-t_len:] for e in embedded]).astype(np.float32, copy=False)
-        lengths = np.full(n_rows, t_len)
-    return roll_padded(
-        model,
-        ctx,
-        lengths,
-        x0,
-        horizon,
-        num_samples=num_samples,
-        seed=seed,
-        noise=noise,
-        guard=guard,
-        batch_size=batch_size,
-        progress=progress,
-        step_kind=step_kind,
-        n_obs=n_obs,
-        stacklevel=stacklevel + 1,
-        record_weights=record_weights,
-        warn=warn,
-    )
-
-
-def roll_padded(
-    model: DynaMix,
-    ctx: np.ndarray,
-    lengths: np.ndarray,
-    x0: np.ndarray,
-    horizon: int,
-    *,
-    num_samples: int,
-    seed: int | None,
-    noise: bool,
-    guard: float | None,
-    batch_size: int | None,
-    progress: bool,
-    step_kind: str,
-    n_obs: int,
-    stacklevel: int,
-    record_weights: bool = False,
-    warn: bool = True,
-) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
-    """:func:`roll_rows` of contexts already in one left-padded float32 array ``(R, T, N)`` with their true
-    ``lengths`` (the time-series mode builds it directly)."""
     n_rows, t_len, n_model = ctx.shape
     device = model.B.device
     contexts = torch.as_tensor(ctx, device=device)  # (R, T, N), batch-first through every backend

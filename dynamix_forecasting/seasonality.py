@@ -1,7 +1,9 @@
-"""Seasonality test and classical seasonal decomposition of univariate series (numpy only).
+"""Seasons of univariate series: estimated from a history, tested, and removed by classical decomposition.
 
-The pieces of the time-series mode that look at a series' season: the 90 % autocorrelation test of the
-M competitions' "Naive2" benchmark and classical (moving-average) decomposition into seasonal indices.
+The pieces of the time-series mode that look at a series' season: the season estimated from the
+autocorrelation where none is given, the 90 % autocorrelation test of the M competitions' "Naive2" benchmark,
+and classical (moving-average) decomposition into seasonal indices, for many series at once (each series in
+one compiled pass, :mod:`~dynamix_forecasting.batch_stats`).
 """
 
 from __future__ import annotations
@@ -9,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
+from .preprocessing import autocorrelation
 
 # One-sided 90 % normal quantile of the seasonality test (as in the M4 competition's benchmarks).
 SEASONALITY_Z = 1.645
@@ -138,8 +142,8 @@ def estimate_season_length(y: np.ndarray, max_season: int = MAX_SEASON) -> int:
     The series is detrended by its least-squares line (so a trend does not hide the season), and the
     candidate periods are the local maxima of its autocorrelation at lags 2 to ``min(T // 3, max_season)``.
     A candidate counts where the test of :func:`is_seasonal` holds at that lag on the detrended series, at
-    the 90 % level shared by all candidates (Bonferroni: white noise rarely shows a season); of those, the one with the highest autocorrelation wins, and a shorter candidate within 10 % of
-    it is preferred (a multiple of the season correlates about as well as the season itself).
+    the 90 % level shared by all candidates (Bonferroni: white noise rarely shows a season); of those, the one
+    with the highest autocorrelation wins, and a shorter candidate within 10 % of it is preferred (a multiple of the season correlates about as well as the season itself).
 
     Parameters
     ----------
@@ -171,9 +175,7 @@ def estimate_season_length(y: np.ndarray, max_season: int = MAX_SEASON) -> int:
     denom = float(x @ x)
     if not np.isfinite(denom) or denom <= 1e-12 * max(1.0, float(np.max(np.abs(y))) ** 2) * n:
         return 1
-    size = 1 << int(np.ceil(np.log2(2 * n - 1)))
-    spec = np.fft.rfft(x, size)
-    r = np.fft.irfft(spec * np.conj(spec), size)[: top + 2] / denom
+    r = autocorrelation(x, top + 1)  # lags 0 .. top + 1
     lags = np.arange(2, top + 1)
     peaks = lags[(r[lags] > r[lags - 1]) & (r[lags] >= r[lags + 1]) & (r[lags] > 0)]
     if peaks.size == 0:

@@ -11,7 +11,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .batch_stats import standardize_aligned
-from .engine import roll_padded
+from .engine import roll_rows
 from .inputs import SeriesBatch
 from .memory import check_memory
 from .model import DynaMix
@@ -146,7 +146,7 @@ def roll_contexts(
             for length in np.unique(lengths[group]):
                 members = np.flatnonzero(lengths[group] == length)
                 ctx[members, t_len - length :, 1:] = positional_waves(int(length), period, n_model - 1)[None]
-        obs, _, _ = roll_padded(
+        obs, _, _ = roll_rows(
             model,
             ctx,
             lengths[group],
