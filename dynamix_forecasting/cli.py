@@ -316,7 +316,22 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--override", nargs="*", default=[], metavar="KEY=VALUE", help="change single settings")
     train.add_argument("--write-defaults", metavar="PATH", help="write the default settings file and exit")
     train.set_defaults(func=_cmd_train)
+
+    gen = sub.add_parser(
+        "generate-systems",
+        help="generate a corpus of new chaotic flows from the training systems (resumable; see docs/training.md)",
+        add_help=False,
+    )
+    gen.add_argument("rest", nargs=argparse.REMAINDER, help="--cache DIR --candidates N [--dim 3|6] [--seed S] ...")
+    gen.set_defaults(func=_cmd_generate_systems)
     return parser
+
+
+def _cmd_generate_systems(args: argparse.Namespace) -> int:
+    from .training.universe import main as generate_main
+
+    generate_main(args.rest)
+    return 0
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -341,7 +356,11 @@ def main(argv: list[str] | None = None) -> int:
     Every failure prints ``error: ...`` and returns 2 (no traceback; set ``DYNAMIX_DEBUG=1`` to see one);
     Ctrl-C returns 130.
     """
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["generate-systems"]:  # its own parser: argparse's REMAINDER drops a leading --help
+        args = argparse.Namespace(func=_cmd_generate_systems, rest=argv[1:])
+    else:
+        args = build_parser().parse_args(argv)
     try:
         return args.func(args)
     except KeyboardInterrupt:

@@ -205,6 +205,8 @@ def perturbed_regimes(
 ) -> dict[str, np.ndarray]:
     """New chaotic regimes of the training systems: random parameters and initial conditions, kept if chaotic.
 
+    Systems without parameters are left out (they have no other regime).
+
     Each system gets ``per_system`` draws, each tried at most ``max_attempts`` times until one is finite,
     bounded and chaotic (see :func:`_perturbed_trajectory`); a draw whose attempts all fail is dropped. Trajectories and their facts (parameters,
     period, largest Lyapunov exponent, or why an attempt was rejected) are cached in ``cache_dir``
@@ -234,6 +236,11 @@ def perturbed_regimes(
     facts = json.loads(facts_path.read_text()) if facts_path.exists() else {}
     out: dict[str, np.ndarray] = {}
     todo: dict[str, int] = {}  # key -> next attempt
+    import dysts.flows as flows
+
+    # a system without parameters (SprottE, SprottJ, SprottN) has no other regime: a draw would only move
+    # its initial condition and return the same attractor
+    systems = [name for name in systems if getattr(flows, name)().parameters]
     for name in systems:
         for k in range(per_system):
             key = f"{name}_s{seed}_r{k}"

@@ -106,6 +106,12 @@ class TrainingSettings:
     )
     regime_spread: float = _setting(0.15, "relative half-width of the parameter perturbation of extra_regimes")
     regime_points: int = _setting(20_000, "points per extra-regime trajectory")
+    universe_dir: str | None = _setting(
+        None,
+        "folder of a generated corpus of new chaotic flows (dynamix generate-systems): its kept systems are added "
+        "to the training data (alone, or beside corpus_dir)",
+    )
+    universe_systems: int = _setting(0, "with universe_dir: the first this many kept systems (0: all)")
 
     def __post_init__(self) -> None:
         positive = ["M", "N", "Experts", "n_points", "windows_per_system", "context_length", "sequence_length",
@@ -115,7 +121,7 @@ class TrainingSettings:
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"Setting {key!r} must be a positive int, got {value!r}.")
-        for key in ("P", "overlap", "eval_every", "threads", "seed", "extra_regimes", "grow_experts"):
+        for key in ("P", "overlap", "eval_every", "threads", "seed", "extra_regimes", "grow_experts", "universe_systems"):
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"Setting {key!r} must be a non-negative int, got {value!r}.")
@@ -169,6 +175,15 @@ class TrainingSettings:
             raise ValueError("grow_experts grows the initial checkpoint; set init too.")
         if self.extra_regimes and self.corpus_dir is None:
             raise ValueError("extra_regimes perturbs the systems of corpus_dir; set corpus_dir too.")
+        if self.universe_systems and self.universe_dir is None:
+            raise ValueError("universe_systems counts the systems of universe_dir; set universe_dir too.")
+        if self.universe_dir is not None and (self.systems or self.trajectory_files):
+            raise ValueError("universe_dir adds to corpus_dir (or stands alone); drop systems and trajectory_files.")
+        if self.universe_dir is not None and not (Path(self.universe_dir) / "manifest.json").exists():
+            raise ValueError(
+                f"universe_dir {self.universe_dir!r} holds no manifest.json; generate the corpus first "
+                "(dynamix generate-systems --cache ...)."
+            )
         if self.corpus_dir is not None and (self.systems or self.trajectory_files):
             raise ValueError("corpus_dir replaces systems and trajectory_files; set only one of them.")
         if self.optimizer not in ("radam", "adam", "adamw"):

@@ -20,6 +20,7 @@ from ..model import DynaMix
 from ..pipeline import DynaMixPipeline
 from . import fast_step
 from .corpus import perturbed_regimes, published_corpus
+from .universe import kept
 from .data import WindowSampler, dysts_trajectories, load_trajectory_file, published_systems
 from .growth import grow_experts
 from .settings import TrainingSettings
@@ -134,8 +135,12 @@ class Trainer:
                 )  # fmt: skip
         elif s.trajectory_files:
             trajectories = {Path(f).stem: load_trajectory_file(f) for f in s.trajectory_files}
+        elif s.universe_dir:
+            trajectories = {}
         else:
             trajectories = dysts_trajectories(s.systems or published_systems(), s.n_points, s.regenerate)
+        if s.universe_dir:
+            trajectories.update(kept(s.universe_dir, s.universe_systems or None))
         return WindowSampler(
             trajectories, s.N, s.context_length, s.sequence_length, s.overlap, s.windows_per_system, s.input_noise,
             s.seed, s.context_lengths, s.rotate_channels,
