@@ -22,12 +22,12 @@ import numpy as np
 
 from benchmarks.data import load_task
 from benchmarks.models import fill_missing
-from benchmarks.scoring import QUANTILES, geometric_mean, task_mase, task_wql
+from benchmarks.scoring import QUANTILES, geometric_mean, quantile_coverage, task_mase, task_wql
 from benchmarks.splits import HELD_OUT_TASKS, TUNING_TASKS
 from dynamix_forecasting import DynaMixPipeline, ForecastOptions, timeseries
 
 LOG = Path(__file__).resolve().parent / "results" / "ts-tuning" / "tuning-log.csv"
-FIELDS = ["when", "half", "config", "note", "mase", "wql", "seconds_per_series", "per_task"]
+FIELDS = ["when", "half", "config", "note", "mase", "wql", "seconds_per_series", "per_task", "coverage"]
 
 
 def seasonal_naive(history: np.ndarray, horizon: int, m: int) -> np.ndarray:
@@ -40,7 +40,7 @@ def seasonal_naive(history: np.ndarray, horizon: int, m: int) -> np.ndarray:
 
 def score(pipeline: DynaMixPipeline, tasks: tuple[str, ...], config: dict) -> dict:
     """Relative MASE and WQL per task and their geometric means, with the DynaMix seconds per series."""
-    per_task, seconds, n_series = {}, 0.0, 0
+    per_task, seconds, n_series, coverage = {}, 0.0, 0, []
     for name in tasks:
         task = load_task(name)
         histories = [fill_missing(h) for h in task.histories]
@@ -54,6 +54,8 @@ def score(pipeline: DynaMixPipeline, tasks: tuple[str, ...], config: dict) -> di
         naive = np.stack([seasonal_naive(h, task.horizon, task.seasonality) for h in task.histories])
         base_mase = task_mase(task.histories, task.targets, naive, task.seasonality)
         base_wql = task_wql(task.targets, np.repeat(naive[None], len(QUANTILES), axis=0))
+        cover = quantile_coverage(task.targets, quants)
+        coverage.append([cover[f"mid_coverage@{q:g}"] for q in QUANTILES])
         per_task[name] = (
             task_mase(task.histories, task.targets, medians, task.seasonality) / base_mase,
             task_wql(task.targets, quants) / base_wql,
@@ -64,6 +66,8 @@ def score(pipeline: DynaMixPipeline, tasks: tuple[str, ...], config: dict) -> di
         "wql": geometric_mean(v[1] for v in per_task.values()),
         "seconds_per_series": seconds / n_series,
         "per_task": {k: [round(a, 4), round(b, 4)] for k, (a, b) in per_task.items()},
+        # mean over the tasks of each level's coverage (an outcome equal to the forecast counts half)
+        "coverage": [round(float(c), 3) for c in np.mean(coverage, axis=0)],
     }
 
 
@@ -88,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     result = score(DynaMixPipeline.from_pretrained(args.model), tasks, config)
     print(
         f"{args.half}: MASE {result['mase']:.4f}  WQL {result['wql']:.4f}  "
-        f"{1000 * result['seconds_per_series']:.3f} ms per series"
+        f"{1000 * result['seconds_per_series']:.3f} ms per series\ncoverage at {QUANTILES}: {result['coverage']}"
     )
     if not args.no_log:
         LOG.parent.mkdir(parents=True, exist_ok=True)
@@ -107,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
                     "wql": round(result["wql"], 4),
                     "seconds_per_series": round(result["seconds_per_series"], 6),
                     "per_task": json.dumps(result["per_task"]),
+                    "coverage": json.dumps(result["coverage"]),
                 }
             )
     return 0

@@ -106,7 +106,10 @@ class SeasonalAdjustments:
     def restore(self, values: np.ndarray, start: np.ndarray) -> np.ndarray:
         """Put the season back on ``values`` ``(..., G, H)`` whose first step is time step ``start``."""
         f = self.factors(start, values.shape[-1])
-        return np.where(self.multiplicative[:, None], values * f, values + f)
+        # both branches are computed (one is kept); a diverged candidate's inf times an additive row's zero
+        # offset would warn, and that candidate is weighted out anyway
+        with np.errstate(invalid="ignore", over="ignore"):
+            return np.where(self.multiplicative[:, None], values * f, values + f)
 
 
 def fit_adjustments(series: list[np.ndarray], season_length: int) -> SeasonalAdjustments:

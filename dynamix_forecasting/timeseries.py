@@ -21,6 +21,7 @@ above numpy) in a recipe that uses only each series' own history:
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -36,7 +37,7 @@ RollFn = Callable[[np.ndarray, np.ndarray, int, str, int | None], np.ndarray]
 # (benchmarks/splits.py) so that the 10-90 % band covers about 80 % there (77 %, ties split).
 INTERVAL_SCALE = 1.6
 # Rolling-origin windows at the end of the history.
-WINDOWS = 3
+WINDOWS = 5
 # Their length: as long as the history affords WINDOWS of them, in [WINDOW_MIN, WINDOW_MAX] steps. It depends on
 # each series' own history, never on the requested horizon, so the forecast of a step is the same whatever
 # longer horizon is asked for; steps beyond a window use the candidates' weights and the spread's fitted growth.
@@ -57,13 +58,43 @@ def window_lengths(lengths: np.ndarray, season_length: int, windows: int) -> np.
 DEFAULT_PERSISTENCE = 0.9
 # Candidates are weighted by (1 / scaled error) ** WEIGHT_POWER: 4 leans towards each series' best
 # candidates while still averaging the close ones (tuning half: MASE 0.913 against 0.929 with power 1).
-WEIGHT_POWER = 4.0
+WEIGHT_POWER = 8.0
 
 
 def laplace_quantile(q: np.ndarray) -> np.ndarray:
     """Quantiles of the Laplace distribution with mean absolute deviation 1 (heavier tails than a normal:
     forecast errors of real series have them)."""
     return np.where(q < 0.5, np.log(2 * q), -np.log(2 * (1 - q)))
+
+
+#: Per-series error shape: each series' quantiles follow the quantiles of its own rolling-origin errors
+#: (standardized by the fitted spread), shrunk towards the Laplace shape with weight n / (n + SHAPE_PRIOR) for n
+#: measured errors (0: the Laplace shape for every series).
+SHAPE_PRIOR = 20
+#: The levels at which a series' error shape is measured; beyond them the Laplace tail, scaled to the end values.
+SHAPE_LEVELS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+
+#: The quantile table: level -> multiple of the spread added to the point forecast, measured on the tuning half
+#: (``python -m benchmarks.ts_calibrate``: the standardized errors' quantiles, asymmetric where they are). None: the
+#: Laplace quantile at every level.
+LEVEL_Z: dict[float, float] | None = None
+
+
+def level_z(q: np.ndarray) -> np.ndarray:
+    """Multiple of the spread at levels ``q``: the table :data:`LEVEL_Z` (linear between its levels, the Laplace
+    quantile's shape scaled to the table's end beyond them), else the Laplace quantile."""
+    q = np.asarray(q, dtype=np.float64)
+    if LEVEL_Z is None:
+        return laplace_quantile(q)
+    levels = np.array(sorted(float(k) for k in LEVEL_Z))
+    table = np.maximum.accumulate(np.array([float(LEVEL_Z[k]) for k in sorted(LEVEL_Z, key=float)]))
+    inside = np.interp(q, levels, table)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        low = table[0] * laplace_quantile(q) / laplace_quantile(levels[:1])[0]
+        high = table[-1] * laplace_quantile(q) / laplace_quantile(levels[-1:])[0]
+    return np.where(
+        q < levels[0], np.minimum(low, table[0]), np.where(q > levels[-1], np.maximum(high, table[-1]), inside)
+    )
 
 
 @dataclass(frozen=True)
@@ -78,16 +109,41 @@ class Candidate:
         The most recent points of the adjusted series that DynaMix sees.
     trend : float
         Fraction of the context's least-squares slope that is removed before and extrapolated after.
+    period : int, optional
+        The positional embedding's period where it is not the season (a second, longer cycle).
     """
 
     method: str
     context_length: int
     trend: float
+    period: int | None = None
 
     @property
     def label(self) -> str:
+        if self.method in BASELINES:
+            return self.method
         kind = "zero" if self.method == "zero_embedding" else "pos"
-        return f"{kind}{self.context_length}_trend{self.trend:g}"
+        at = f"_period{self.period}" if self.period else ""
+        return f"{kind}{self.context_length}_trend{self.trend:g}{at}"
+
+
+#: Candidates that are not DynaMix: the last value, and the last season repeated. They are weighed by their
+#: rolling-origin errors like the others, so a series whose history DynaMix forecasts worse than these leans on
+#: them (the guard against ending worse than seasonal naive).
+BASELINES = ("naive", "seasonal_naive", "recent_median", "naive2")
+#: Whether the baselines are among the default candidates.
+GUARD = True
+#: Long-context candidates (0: none): the zero embedding and, for seasonal data, the positional embedding on the
+#: last LONG_CONTEXT points (DynaMix was built for contexts of 500-2,000 points; the others see at most 128 or 6
+#: seasons).
+LONG_CONTEXT = 0
+#: Also naive2 (the M competitions' benchmark): the seasonally adjusted series' last value, the season put back.
+NAIVE2_CANDIDATE = False
+#: Sub-daily data (season of 24 or more steps) also gets the positional embedding at this many seasons (a week
+#: of days) over three such cycles, where the history holds them (0: off).
+SECOND_SEASON = 0
+#: Also the median of the last two seasons (at least 8 points): a level for intermittent or noisy series.
+MEDIAN_CANDIDATE = True
 
 
 def default_candidates(season_length: int) -> tuple[Candidate, ...]:
@@ -104,6 +160,21 @@ def default_candidates(season_length: int) -> tuple[Candidate, ...]:
         three, six = max(3 * season_length, 8), max(6 * season_length, 8)
         out += [Candidate("pos_embedding", three, 0.0), Candidate("pos_embedding", three, 0.5)]
         out.append(Candidate("pos_embedding", six, 0.0))
+    if SECOND_SEASON and season_length >= 24:
+        long_period = SECOND_SEASON * season_length
+        out.append(Candidate("pos_embedding", 3 * long_period, 0.0, long_period))
+    if LONG_CONTEXT:
+        out.append(Candidate("zero_embedding", LONG_CONTEXT, 0.0))
+        if season_length > 1 and LONG_CONTEXT > 6 * season_length:
+            out.append(Candidate("pos_embedding", LONG_CONTEXT, 0.0))
+    if GUARD:
+        out.append(Candidate("naive", 1, 0.0))
+        if season_length > 1:
+            out.append(Candidate("seasonal_naive", season_length, 0.0))
+        if NAIVE2_CANDIDATE and season_length > 1:
+            out.append(Candidate("naive2", 1, 0.0))
+        if MEDIAN_CANDIDATE:
+            out.append(Candidate("recent_median", max(2 * season_length, 8), 0.0))
     return tuple(out)
 
 
@@ -125,6 +196,9 @@ class TimeSeriesForecast:
         ``(S,)`` whether the series was seasonally adjusted.
     candidates : tuple of Candidate
         The candidates, in the order of ``weights``.
+    shape : numpy.ndarray, optional
+        ``(S, len(SHAPE_LEVELS))`` each series' standardized error quantiles at :data:`SHAPE_LEVELS` (None: the
+        Laplace quantile for every series).
     persistence : numpy.ndarray
         ``(S,)`` step-to-step correlation of each series' forecast errors (from its rolling origins), which ties
         the steps of a sample path together.
@@ -142,13 +216,14 @@ class TimeSeriesForecast:
     seasonal: np.ndarray
     candidates: tuple[Candidate, ...]
     persistence: np.ndarray | None = None
+    shape: np.ndarray | None = None
 
     def quantiles(self, levels: Sequence[float] | np.ndarray) -> np.ndarray:
         """``(Q, S, H)`` quantile forecasts at ``levels`` (each in ``(0, 1)``), never crossing."""
         q = np.asarray(levels, dtype=np.float64)
         if q.ndim != 1 or np.any((q <= 0) | (q >= 1)):
             raise ValueError(f"Quantile levels must lie strictly between 0 and 1, got {np.ravel(q).tolist()}.")
-        out = self.point[None] + laplace_quantile(q)[:, None, None] * self.spread[None]
+        out = self.point[None] + self._z(q[:, None])[:, :, None] * self.spread[None]
         return np.maximum(out, self._floor)
 
     def sample(self, num_samples: int, seed: int | None = None) -> np.ndarray:
@@ -172,7 +247,27 @@ class TimeSeriesForecast:
         for h in range(1, horizon):
             z[:, :, h] = rho[None] * z[:, :, h - 1] + keep * eps[h][:, None]
         u = np.clip(ndtr(z), 1e-12, 1 - 1e-12)
-        return np.maximum(self.point[None] + laplace_quantile(u) * self.spread[None], self._floor)
+        z_of = np.stack([self._z(u[:, :, h]) for h in range(horizon)], axis=-1) if horizon else u
+        return np.maximum(self.point[None] + z_of * self.spread[None], self._floor)
+
+    def _z(self, q: np.ndarray) -> np.ndarray:
+        """Multiple of the spread at levels ``q`` ``(K, S)`` (or ``(K, 1)``, the same for every series): each
+        series' error shape where measured, else :func:`level_z`; ``(K, S)``."""
+        n_series = self.point.shape[0]
+        q = np.broadcast_to(q, (q.shape[0], n_series))
+        if self.shape is None:
+            return level_z(q)
+        levels = np.asarray(SHAPE_LEVELS)
+        table = np.maximum.accumulate(self.shape, axis=1)  # (S, L), non-decreasing
+        upper = np.clip(np.searchsorted(levels, q), 1, levels.size - 1)  # (K, S): linear between two levels
+        frac = np.clip((q - levels[upper - 1]) / (levels[upper] - levels[upper - 1]), 0.0, 1.0)
+        rows = np.arange(n_series)[None]
+        out = table[rows, upper - 1] + frac * (table[rows, upper] - table[rows, upper - 1])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            low = table[:, 0][None] * laplace_quantile(q) / laplace_quantile(levels[:1])[0]
+            high = table[:, -1][None] * laplace_quantile(q) / laplace_quantile(levels[-1:])[0]
+        out = np.where(q < levels[0], np.minimum(low, table[:, 0][None]), out)
+        return np.where(q > levels[-1], np.maximum(high, table[:, -1][None]), out)
 
     @property
     def _floor(self) -> np.ndarray:
@@ -280,12 +375,34 @@ def forecast_time_series(
     constant = np.array([bool(np.ptp(y) == 0) for y in ys])
     point[constant] = np.array([y[-1] for y, c in zip(ys, constant, strict=True) if c])[:, None]
     combined = _in_order(weights[:, :, None, None] * errors)  # the weighted forecast's errors
-    spread = _spread(combined, ys, horizon) * interval_scale
+    unit = _spread(combined, ys, max(horizon, span))
+    spread = unit[:, :horizon] * interval_scale
+    shape = _error_shape(combined, unit[:, :span]) if SHAPE_PRIOR else None
     nonnegative = np.array([bool(np.all(y >= 0)) for y in ys])
     point = np.where(nonnegative[:, None], np.maximum(point, 0.0), point)  # a count or a price stays >= 0
     seasonal = np.zeros(n_series, dtype=bool)
     seasonal[sub_series[final]] = points.seasonal[final]
-    return TimeSeriesForecast(point, spread, nonnegative, weights, seasonal, cands, _persistence(combined))
+    return TimeSeriesForecast(point, spread, nonnegative, weights, seasonal, cands, _persistence(combined), shape)
+
+
+def _error_shape(errors: np.ndarray, unit: np.ndarray) -> np.ndarray:
+    """``(S, len(SHAPE_LEVELS))``: the quantiles of each series' rolling-origin errors ``(S, W, L)`` divided by its
+    fitted spread ``(S, L)``, shrunk towards the Laplace quantiles by ``n / (n + SHAPE_PRIOR)``."""
+    levels = np.asarray(SHAPE_LEVELS)
+    prior = laplace_quantile(levels)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        u = errors / unit[:, None, :]
+    u = np.sort(np.where(np.isfinite(u), u, np.inf).reshape(u.shape[0], -1), axis=1)  # measured ones first
+    n = np.isfinite(u).sum(axis=1)
+    # numpy's default ("linear") quantile of each row's n measured values, all rows at once
+    position = (np.maximum(n, 1) - 1)[:, None] * levels[None]
+    below = np.floor(position).astype(np.int64)
+    above = np.minimum(below + 1, np.maximum(n, 1)[:, None] - 1)
+    low, high = np.take_along_axis(u, below, axis=1), np.take_along_axis(u, above, axis=1)
+    with np.errstate(invalid="ignore"):
+        empirical = low + (position - below) * (high - low)
+    w = (n / (n + SHAPE_PRIOR))[:, None]
+    return np.where((n >= 2)[:, None], w * empirical + (1 - w) * prior[None], prior[None])
 
 
 def _persistence(errors: np.ndarray) -> np.ndarray:
@@ -348,8 +465,8 @@ def _candidate_points(
     adjusted = np.where(adjustments.seasonal[:, None], adjusted, tails)
     steps = np.arange(1, horizon + 1)
     out = np.empty((len(cands), n, horizon))
-    for method in dict.fromkeys(c.method for c in cands):
-        members = [c for c, cand in enumerate(cands) if cand.method == method]
+    for method, own_period in dict.fromkeys((c.method, c.period) for c in cands if c.method not in BASELINES):
+        members = [c for c, cand in enumerate(cands) if (cand.method, cand.period) == (method, own_period)]
         reach = max(cands[c].context_length for c in members)
         contexts = np.full((len(members), n, reach), np.nan)
         sizes = np.empty((len(members), n), dtype=np.int64)
@@ -363,14 +480,35 @@ def _candidate_points(
                 slopes[k] = np.where(size >= 3, cand.trend * _slopes(block, t), 0.0)
             contexts[k, :, reach - cand.context_length :] = block - slopes[k][:, None] * t[None]
             sizes[k] = size
-        period = m if method == "pos_embedding" else None
+        period = (own_period or m) if method == "pos_embedding" else None
         f = roll(contexts.reshape(-1, reach), sizes.reshape(-1), horizon, method, period)
         out[members] = f.reshape(len(members), n, horizon) + slopes[:, :, None] * steps[None, None]
+    for c, cand in enumerate(cands):
+        if cand.method == "naive2":  # restored below with the DynaMix candidates
+            out[c] = adjusted[:, -1:]
     seasonal = adjustments.seasonal
     if seasonal.any():
         restored = adjustments.restore(out, lengths)
         out = np.where(seasonal[None, :, None], restored, out)
+    for c, cand in enumerate(cands):  # the baselines read the raw history
+        if cand.method == "recent_median":
+            recent = tails[:, tails.shape[1] - cand.context_length :]
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices cannot occur: lengths >= 1
+                out[c] = np.nanmedian(recent, axis=1)[:, None]
+        elif cand.method in ("naive", "seasonal_naive"):
+            out[c] = _baseline(tails, lengths, horizon, cand.context_length if cand.method == "seasonal_naive" else 1)
     return _Points(out, seasonal)
+
+
+def _baseline(tails: np.ndarray, lengths: np.ndarray, horizon: int, lag: int) -> np.ndarray:
+    """``(S, H)``: the last ``lag`` values of each right-aligned history repeated (the last value where a
+    history is shorter than ``lag``)."""
+    width = tails.shape[1]
+    lag_of = np.where(lengths >= lag, lag, 1)
+    ahead = np.arange(horizon)
+    columns = width - lag_of[:, None] + ahead[None] % lag_of[:, None]
+    return np.take_along_axis(tails, columns, axis=1)
 
 
 def _slopes(block: np.ndarray, t: np.ndarray) -> np.ndarray:

@@ -20,7 +20,7 @@ from .preprocessing import positional_waves
 from .rollout import choose_backend
 from .rows import season_per_series
 from .seasonality import estimate_season_length
-from .timeseries import INTERVAL_SCALE, TimeSeriesForecast, forecast_time_series
+from .timeseries import INTERVAL_SCALE, SHAPE_LEVELS, TimeSeriesForecast, forecast_time_series
 
 #: Shortest history the time-series mode forecasts.
 TS_MIN_HISTORY = 3
@@ -90,6 +90,7 @@ def time_series_forecast(
     point = np.empty((len(rows), horizon))
     spread = np.empty((len(rows), horizon))
     persistence = np.empty(len(rows))
+    shape = np.empty((len(rows), len(SHAPE_LEVELS)))
     nonnegative = np.empty(len(rows), dtype=bool)
     seasonal = np.empty(len(rows), dtype=bool)
     forecasts = []
@@ -98,6 +99,8 @@ def time_series_forecast(
         point[members], spread[members] = fc.point, fc.spread
         nonnegative[members], seasonal[members] = fc.nonnegative, fc.seasonal
         persistence[members] = fc.persistence
+        if fc.shape is not None:
+            shape[members] = fc.shape
         forecasts.append(fc)
     # Candidate weights are reported where all rows share one season (one set of candidates).
     single = forecasts[0] if len(forecasts) == 1 else None
@@ -109,6 +112,7 @@ def time_series_forecast(
         seasonal,
         single.candidates if single is not None else (),
         persistence,
+        shape if all(fc.shape is not None for fc in forecasts) else None,
     )
 
 

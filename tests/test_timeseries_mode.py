@@ -55,15 +55,57 @@ def test_recipe_with_a_naive_model_is_naive2_and_calibrated():
     naive2 = adj.restore(np.full(12, adj.adjust(y)[-1]), len(y))
     # Every candidate is the naive forecast of the adjusted series (trend candidates add their slope).
     flat = [c.trend == 0 for c in fc.candidates]
-    assert len(fc.candidates) == len(default_candidates(12)) == 11
+    # 8 zero-embedding and 3 positional candidates, naive, seasonal naive and the recent median
+    assert len(fc.candidates) == len(default_candidates(12)) == 14
+    assert [c.label for c in fc.candidates[-3:]] == ["naive", "seasonal_naive", "recent_median"]
     np.testing.assert_allclose(fc.weights.sum(0), 1.0)
     q = fc.quantiles([0.1, 0.5, 0.9])
-    np.testing.assert_allclose(q[1], fc.point)
+    # the median is the point moved by the series' own median error (its error shape, in units of the spread)
+    np.testing.assert_allclose(q[1], fc.point + fc._z(np.array([[0.5]]))[0][:, None] * fc.spread)
     assert np.all(q[0] < q[1]) and np.all(q[2] > q[1])
     width = q[2] - q[0]
     assert np.all(np.diff(width[0]) >= -1e-9)  # the spread grows with the step
     if all(flat):
         np.testing.assert_allclose(fc.point[0], naive2)
+
+
+def test_guard_candidates_take_over_where_they_win():
+    rng = np.random.default_rng(3)
+    pattern = rng.normal(0, 1, 12)
+    periodic = np.tile(pattern, 12) + 50.0  # seasonal naive is exact on every rolling origin
+    steps = np.concatenate([np.zeros(60), np.repeat(rng.normal(0, 5, 6), 10)])  # level shifts: naive wins
+
+    def mean_roll(contexts, lengths, horizon, method, period):  # a model that forecasts the context's mean
+        return np.repeat(np.nanmean(contexts, axis=1, keepdims=True), horizon, axis=1)
+
+    fc = forecast_time_series([periodic, steps], 24, mean_roll, 12)
+    labels = [c.label for c in fc.candidates]
+    assert fc.weights[labels.index("seasonal_naive"), 0] > 0.999
+    np.testing.assert_allclose(fc.point[0], np.tile(pattern, 2) + 50.0, atol=1e-9)
+    assert int(np.argmax(fc.weights[:, 1])) == labels.index("naive")  # the largest weight
+    # intermittent demand: mostly zeros, the recent median (0) beats the last value and the season
+    counts = np.where(rng.random(120) < 0.15, rng.integers(1, 9, 120), 0).astype(float)
+    counts[-1] = 7.0
+    fc = forecast_time_series([counts], 6, mean_roll, 1)
+    labels = [c.label for c in fc.candidates]
+    assert int(np.argmax(fc.weights[:, 0])) == labels.index("recent_median")
+    assert fc.point[0, 0] < 1.0
+    # a history shorter than the season: seasonal naive falls back to the last value
+    fc = forecast_time_series([np.array([3.0, 1.0, 4.0, 1.0, 5.0, 9.0, 2.0, 6.0, 5.0])], 4, _oracle_roll, 12)
+    labels = [c.label for c in fc.candidates]
+    assert "seasonal_naive" in labels  # present, but with nine points it repeats the last one
+
+
+def test_error_shape_follows_the_series_own_errors():
+    t = np.arange(150, dtype=float)
+    rising = 10.0 + 0.5 * t + np.random.default_rng(0).normal(0, 0.2, 150)  # a flat forecast is always too low
+    fc = forecast_time_series([rising], 8, _oracle_roll, 1)
+    assert fc.shape is not None and np.all(np.diff(fc.shape[0]) >= 0)
+    q = fc.quantiles([0.1, 0.5, 0.9])[:, 0]
+    assert np.all(q[1] > fc.point[0])  # skewed up, as the errors were
+    assert np.all((q[2] - q[1]) > (q[1] - q[0]) * 0.5)
+    draws = fc.sample(20_000, seed=1)  # sample paths follow the same per-series shape
+    np.testing.assert_allclose(np.quantile(draws[:, 0], [0.1, 0.5, 0.9], axis=0), q, rtol=0.03)
 
 
 def test_quantiles_clip_at_zero_for_nonnegative_series_and_samples_match():
@@ -97,8 +139,9 @@ def test_time_series_mode_forecast_and_quantiles(pipeline):
     point = pipeline.forecast(y, 12, mode="time_series", season_length=12)
     q, p2 = pipeline.predict_quantiles(y, 12, [0.1, 0.5, 0.9], mode="time_series", season_length=12)
     np.testing.assert_array_equal(point, p2)
-    np.testing.assert_allclose(q[:, 1], point)
-    assert q.shape == (12, 3) and np.all(q[:, 0] < q[:, 2])
+    # the median may sit off the point forecast (the series' own error shape), well inside the band
+    assert q.shape == (12, 3) and np.all(q[:, 0] < q[:, 1]) and np.all(q[:, 1] < q[:, 2])
+    assert np.all(q[:, 1] > point)  # this rising series was under-forecast on its rolling origins
     # The seasonal shape is forecast: the peak and trough months of the next season.
     assert point.argmax() == (3 - len(y)) % 12 and point.argmin() == (9 - len(y)) % 12
     # Scale equivariance and channels forecast one by one.

@@ -76,7 +76,9 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "evaluation.json").write_text(json.dumps(result, indent=2) + "\n")
     settings_out = json.loads(Path(settings.output_dir, "settings.json").read_text())
-    settings_out["trajectory_files"] = ["lorenz63(12_000, dt=0.02, initial=(-5, 3, 20)) (docs/scripts/lorenz_finetune.py)"]
+    settings_out["trajectory_files"] = [
+        "lorenz63(12_000, dt=0.02, initial=(-5, 3, 20)) (docs/scripts/lorenz_finetune.py)"
+    ]
     settings_out["output_dir"] = "runs/finetune-lorenz63"
     (out / "settings.json").write_text(json.dumps(settings_out, indent=2) + "\n")
     (out / "metrics.csv").write_text(Path(settings.output_dir, "metrics.csv").read_text())

@@ -22,9 +22,10 @@ observes both systems of a coupling, or a 6-D quadratic flow.
 from __future__ import annotations
 
 import json
-from functools import lru_cache
+from collections.abc import Callable
+from functools import cache
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -58,7 +59,7 @@ def _system(name: str, params: dict[str, float] | None = None) -> Any:
     return cls(parameters=params) if params else cls()
 
 
-@lru_cache(maxsize=None)
+@cache
 def _skeleton_from_dysts(name: str) -> dict[str, Any]:
     """Mean, standard deviation and period of a training system's attractor (a 5,000-point probe)."""
     import warnings
@@ -204,7 +205,8 @@ def vector_field(spec: dict[str, Any], base: dict[str, dict[str, Any]]) -> tuple
     # start each system on its own attractor (its stored initial condition, standardized)
     y0 = np.concatenate(
         [
-            (np.asarray(base[s]["ic"]) - np.asarray(base[s]["mean"])) / np.where(np.asarray(base[s]["std"]) > 0, base[s]["std"], 1)
+            (np.asarray(base[s]["ic"]) - np.asarray(base[s]["mean"]))
+            / np.where(np.asarray(base[s]["std"]) > 0, base[s]["std"], 1)
             for s in spec["systems"]
         ]
     )

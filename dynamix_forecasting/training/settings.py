@@ -121,7 +121,16 @@ class TrainingSettings:
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"Setting {key!r} must be a positive int, got {value!r}.")
-        for key in ("P", "overlap", "eval_every", "threads", "seed", "extra_regimes", "grow_experts", "universe_systems"):
+        for key in (
+            "P",
+            "overlap",
+            "eval_every",
+            "threads",
+            "seed",
+            "extra_regimes",
+            "grow_experts",
+            "universe_systems",
+        ):
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"Setting {key!r} must be a non-negative int, got {value!r}.")

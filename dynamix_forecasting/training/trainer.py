@@ -20,11 +20,11 @@ from ..model import DynaMix
 from ..pipeline import DynaMixPipeline
 from . import fast_step
 from .corpus import perturbed_regimes, published_corpus
-from .universe import kept
 from .data import WindowSampler, dysts_trajectories, load_trajectory_file, published_systems
 from .growth import grow_experts
 from .settings import TrainingSettings
 from .synthetic import TimeSeriesSampler, synthetic_corpus
+from .universe import kept
 
 #: Folder of the DynaMix example series used for evaluation when ``eval_files`` is empty.
 EXAMPLES_DIR_ENV = "DYNAMIX_EXAMPLES_DIR"

@@ -183,7 +183,7 @@ def held_out_reference(trajectories: dict[str, np.ndarray]) -> dict[str, Any]:
         "features": first,
         "scales": scales.tolist(),
         "threshold": float(np.quantile(self_distance, THRESHOLD_QUANTILE)),
-        "self_distance": dict(zip(names, map(float, self_distance))),
+        "self_distance": dict(zip(names, map(float, self_distance), strict=True)),
     }
 
 
@@ -299,7 +299,11 @@ def generate(
     """
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
-    for name, value, low in (("n_candidates", n_candidates, 1), ("workers", workers, 1), ("n_points", n_points, FEATURE_POINTS)):
+    for name, value, low in (
+        ("n_candidates", n_candidates, 1),
+        ("workers", workers, 1),
+        ("n_points", n_points, FEATURE_POINTS),
+    ):
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise ValueError(f"{name} must be an int of at least {low}, got {value!r}.")
     if not held_out:
@@ -310,7 +314,9 @@ def generate(
     settings = {"seed": seed, "dim": dim, "n_points": n_points}
     manifest = json.loads(path.read_text()) if path.exists() else {}
     if manifest and manifest.get("settings") != settings:
-        raise ValueError(f"{path} holds a corpus with settings {manifest.get('settings')}; use another folder for {settings}.")
+        raise ValueError(
+            f"{path} holds a corpus with settings {manifest.get('settings')}; use another folder for {settings}."
+        )
     base = skeletons(cache)
     reference_path = cache / "held_out_reference.json"
     if reference_path.exists():
@@ -397,13 +403,16 @@ def main(argv: list[str] | None = None) -> None:
     """``python -m dynamix_forecasting.training.universe``: generate (or extend) a corpus."""
     import argparse
 
-    parser = argparse.ArgumentParser(prog="dynamix generate-systems", description=generate.__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="dynamix generate-systems",
+        description="Generate (or extend) a corpus of new chaotic flows from the 30 training systems; resumable.",
+    )
     parser.add_argument("--cache", required=True, help="corpus folder (outside git)")
     parser.add_argument("--candidates", type=int, required=True, help="candidates to draw in all")
-    parser.add_argument("--dim", type=int, default=3, choices=[3, 6])
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--points", type=int, default=12_000)
-    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--dim", type=int, default=3, choices=[3, 6], help="observed channels")
+    parser.add_argument("--seed", type=int, default=0, help="the corpus's seed (validation: another one)")
+    parser.add_argument("--points", type=int, default=12_000, help="points per kept trajectory")
+    parser.add_argument("--workers", type=int, default=1, help="worker processes")
     parser.add_argument("--held-out", default=None, help="folder of the held-out dysts trajectories")
     args = parser.parse_args(argv)
     manifest = generate(
