@@ -1,10 +1,10 @@
 """``python -m benchmarks.ts_calibrate``: the time-series mode's per-level quantile table, fitted on the tuning half.
 
-The mode's quantile at level ``q`` is ``point + spread * Z(q)``. Without a table ``Z`` is the Laplace quantile;
-this script measures, on the tuning half only (:data:`benchmarks.splits.TUNING_TASKS`), the standardized errors
-``u = (y - point) / spread`` of every forecast step (each task weighted equally) and prints their quantiles at the
-benchmark's levels: the table ``LEVEL_Z`` of ``dynamix_forecasting.timeseries``. Asymmetric where the errors are.
-Run it with the table switched off (``--recipe '{"LEVEL_Z": null}'``) so that it measures the uncalibrated spread.
+An experiment of the second tuning round (logged in ``benchmarks/results/ts-tuning/tuning-log.csv``, not adopted):
+one quantile table ``Z(q)`` for all series, quantile ``point + spread * Z(q)``, fitted as the quantiles of the
+standardized errors ``u = (y - point) / spread`` of the tuning half's forecasts (each task weighted equally).
+It is checked leaving one tuning task out (fit on eight, score the ninth) against the Laplace shape, measured
+with the per-series error shape switched off (``--recipe '{"SHAPE_PRIOR": 0}'``, the default here).
 """
 
 from __future__ import annotations
@@ -52,14 +52,17 @@ def fit_table(forecasts: dict, tasks: list[str], symmetric: bool) -> dict[str, f
     return {f"{q:.1f}": float(v) for q, v in zip(levels, z, strict=True)}
 
 
+def table_z(table: dict | None) -> np.ndarray:
+    """The multiples of the spread at the benchmark's levels: the table's, or the Laplace quantiles."""
+    levels = np.asarray(QUANTILES)
+    if table is None:
+        return timeseries.laplace_quantile(levels)
+    return np.maximum.accumulate(np.array([table[f"{q:.1f}"] for q in levels]))
+
+
 def wql_with(f: dict, table: dict | None) -> float:
     """The task's WQL with quantiles ``median + spread * Z(q)`` (clipped at the floor)."""
-    saved = timeseries.LEVEL_Z
-    timeseries.LEVEL_Z = table
-    try:
-        z = timeseries.level_z(np.asarray(QUANTILES))
-    finally:
-        timeseries.LEVEL_Z = saved
+    z = table_z(table)
     preds = np.maximum(f["median"][None] + z[:, None, None] * f["spread"][None], f["floor"][None, :, None])
     return task_wql(list(f["truth"]), preds)
 
@@ -93,12 +96,7 @@ def cross_check(forecasts: dict) -> None:
 
 def coverage_with(f: dict, table: dict | None) -> np.ndarray:
     """Share of the task's targets at or below each level's quantile."""
-    saved = timeseries.LEVEL_Z
-    timeseries.LEVEL_Z = table
-    try:
-        z = timeseries.level_z(np.asarray(QUANTILES))
-    finally:
-        timeseries.LEVEL_Z = saved
+    z = table_z(table)
     preds = np.maximum(f["median"][None] + z[:, None, None] * f["spread"][None], f["floor"][None, :, None])
     ok = np.isfinite(f["truth"])
     return np.array([(f["truth"] <= p)[ok].mean() for p in preds])
@@ -112,7 +110,7 @@ def weighted_quantiles(values: np.ndarray, weights: np.ndarray, levels: np.ndarr
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--recipe", default='{"LEVEL_Z": null}', help="JSON: constants of timeseries to set first")
+    parser.add_argument("--recipe", default='{"SHAPE_PRIOR": 0}', help="JSON: constants of timeseries to set first")
     parser.add_argument("--symmetric", action="store_true", help="print the symmetric table")
     args = parser.parse_args(argv)
     for name, value in json.loads(args.recipe).items():
@@ -125,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     print("level  laplace  fitted")
     for q, z in zip(levels, table, strict=True):
         print(f"{q:.1f}    {timeseries.laplace_quantile(np.array([q]))[0]:+.3f}   {z:+.3f}")
-    print("LEVEL_Z =", json.dumps({f"{q:.1f}": round(float(z), 3) for q, z in zip(levels, table, strict=True)}))
+    print("table =", json.dumps({f"{q:.1f}": round(float(z), 3) for q, z in zip(levels, table, strict=True)}))
     return 0
 
 
