@@ -69,6 +69,18 @@ def test_pandas_output_matches_the_direct_forecast(pipe, long_df, expected):
     assert list(rows["ds"]) == list(pd.date_range(last, periods=7, freq="MS")[1:])
 
 
+def test_sorted_input_takes_the_no_sort_path_with_the_same_numbers(pipe, long_df, expected):
+    from dynamix_forecasting.long_format import _already_ordered
+
+    ordered = _sorted(long_df)
+    assert _already_ordered(ordered["unique_id"], ordered["ds"])
+    assert not _already_ordered(long_df["unique_id"], long_df["ds"])
+    swapped = ordered.copy()
+    swapped.loc[[1, 2], "ds"] = swapped.loc[[2, 1], "ds"].to_numpy()  # one series' stamps out of order
+    assert not _already_ordered(swapped["unique_id"], swapped["ds"])
+    pd.testing.assert_frame_equal(pipe.predict_df(ordered, 6, season_length=12), expected)
+
+
 def test_integer_time_stamps_and_dynamics_mode(pipe):
     df = pd.DataFrame(
         {"id": np.repeat([7, 8], 50), "t": np.tile(np.arange(0, 100, 2), 2), "value": np.sin(np.arange(100) / 3)}
