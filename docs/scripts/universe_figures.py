@@ -37,6 +37,42 @@ def systems_of(model: str) -> int | None:
     return PUBLISHED + int(match.group(1)) if match else None
 
 
+def table() -> str:
+    """Markdown: per model, the validation criterion and the held-out medians (ratios to the release), the
+    divergences, and whether the ship rule holds."""
+    held = pd.read_csv(RESULTS / "held_out.csv")
+    vm, hm = medians(RESULTS / "validation.csv"), medians(RESULTS / "held_out.csv")
+    cells = [(m, c) for c in (512, 2000) for m in ("D_stsp", "D_H")]
+
+    def get(frame: pd.DataFrame, model: str, metric: str, context: int) -> float:
+        return float(frame[(frame.model == model) & (frame.context == context)][metric].iloc[0])
+
+    lines = [
+        "| model | training systems | validation criterion | held-out D_stsp C=512 | D_H C=512 | D_stsp C=2000 "
+        "| D_H C=2000 | diverged (held-out) | ship rule |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    models = [RELEASE, *sorted(set(hm.model) - {RELEASE}, key=lambda m: systems_of(m) or 0)]
+    for model in models:
+        crit = (
+            sum(get(vm, model, m, c) / get(vm, RELEASE, m, c) for m, c in cells) / 4
+            if model in set(vm.model)
+            else float("nan")
+        )
+        held_cells = [get(hm, model, m, c) for m, c in cells]
+        ratios = [v / get(hm, RELEASE, m, c) for v, (m, c) in zip(held_cells, cells, strict=True)]
+        diverged = int(held[held.model == model].diverged.sum())
+        ship = all(r < 1 for r in ratios) and diverged <= int(held[held.model == RELEASE].diverged.sum())
+        name = Path(model).stem if model.endswith(".safetensors") else model
+        n = systems_of(model)
+        lines.append(
+            f"| `{name}` | {n if n else 34} | {crit:.3f} | "
+            + " | ".join(f"{v:.3f} ({r:.3f})" for v, r in zip(held_cells, ratios, strict=True))
+            + f" | {diverged} | {'meets' if ship and model != RELEASE else ('-' if model == RELEASE else 'missed')} |"
+        )
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output", default="docs/images/universe_scaling.png")
@@ -62,6 +98,7 @@ def main() -> None:
     fig.tight_layout()
     fig.savefig(args.output, dpi=100)
     print(f"wrote {args.output}")
+    print(table())
 
 
 if __name__ == "__main__":
