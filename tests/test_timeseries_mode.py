@@ -245,3 +245,18 @@ def test_darts_point_forecast_is_deterministic_and_equals_sktime():
     assert samples.n_samples == 50 and np.all(
         np.diff(np.quantile(samples.all_values()[:, 0], [0.1, 0.9], axis=1), axis=0) > 0
     )
+
+
+def test_quantiles_are_calibrated_on_random_walks(pipeline):
+    # 300 random walks: the outcome should fall below each level's quantile about as often as the level says
+    # (measured: 0.087, 0.194, 0.578, 0.874, 0.948 at 0.1, 0.2, 0.5, 0.8, 0.9); a spread or shape that is off by
+    # a factor of two lands far outside these bounds
+    rng = np.random.default_rng(0)
+    walks = np.cumsum(rng.normal(0, 1, (300, 212)), axis=1) + 100
+    levels = [0.1, 0.2, 0.5, 0.8, 0.9]
+    q, _ = pipeline.predict_quantiles(list(walks[:, :200, None]), 12, levels, mode="time_series", season_length=1)
+    q = np.asarray(q)[:, :, 0, :]  # (H, S, Q)
+    truth = walks[:, 200:].T  # (H, S)
+    coverage = [(truth <= q[:, :, k]).mean() for k in range(len(levels))]
+    np.testing.assert_allclose(coverage, levels, atol=0.1)
+    assert 0.7 <= coverage[-1] - coverage[0] <= 0.95
