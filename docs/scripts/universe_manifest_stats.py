@@ -36,7 +36,13 @@ def summary(path: str) -> str:
     ]
     lines += ["Dropped by the distance rule: " + ("; ".join(dropped) if dropped else "none") + ".", ""]
     near = sorted(
-        (v["distance"], k, v["spec"]["family"], "+".join(v["spec"].get("systems") or ["quadratic"]), v["nearest_held_out"])
+        (
+            v["distance"],
+            k,
+            v["spec"]["family"],
+            "+".join(v["spec"].get("systems") or ["quadratic"]),
+            v["nearest_held_out"],
+        )
         for k, v in candidates.items()
         if "rejected" not in v and v["distance"] < 1.5 * threshold
     )
