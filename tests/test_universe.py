@@ -63,6 +63,15 @@ def test_chaos_tests_on_systems_with_known_answers():
     sink = {"family": "quadratic", "dim": 3, "terms": [[i, i, -1, -1.0] for i in range(3)], "ic": [1.0, -1.0, 0.5]}
     with pytest.raises(universe._Rejected, match="fixed point"):
         universe.make_candidate(sink, {}, 6_000)
+    # a 6-channel skew product (SprottJ driving RikitakeDynamo), observed in all six channels
+    base6 = {**_skeleton("SprottJ"), **_skeleton("RikitakeDynamo")}
+    six = {
+        "family": "skew", "dim": 6, "systems": ["SprottJ", "RikitakeDynamo"],
+        "params": [base6["SprottJ"]["params"], base6["RikitakeDynamo"]["params"]],
+        "coupling": 0.5, "permutation": [[0.0, 0.0, 1.0], [1.0, 0.0, 0.0], [0.0, -1.0, 0.0]],
+    }  # fmt: skip
+    trajectory, facts = universe.make_candidate(six, base6, 6_000)
+    assert trajectory.shape == (6_000, 6) and facts["lyapunov_per_period"] > universe.MIN_LYAPUNOV
     # y' = y^2 leaves every bound in finite time
     blowup = {"family": "quadratic", "dim": 3, "terms": [[i, i, i, 1.0] for i in range(3)], "ic": [1.0, 1.0, 1.0]}
     with pytest.raises(universe._Rejected, match="unbounded"):
