@@ -33,11 +33,15 @@ def medians(path: Path) -> pd.DataFrame:
 
 
 def systems_of(model: str) -> int | None:
-    match = re.search(r"universe-ft-(\d+)", model)
+    match = re.search(r"universe-(?:ft|scratch)-(\d+)", model)
     return PUBLISHED + int(match.group(1)) if match else None
 
 
-def table() -> str:
+def kind_of(model: str) -> str:
+    return "from scratch" if "universe-scratch" in model else "fine-tuned from the release"
+
+
+def markdown_table() -> str:
     """Markdown: per model, the validation criterion and the held-out medians (ratios to the release), the
     divergences, and whether the ship rule holds."""
     held = pd.read_csv(RESULTS / "held_out.csv")
@@ -48,11 +52,11 @@ def table() -> str:
         return float(frame[(frame.model == model) & (frame.context == context)][metric].iloc[0])
 
     lines = [
-        "| model | training systems | validation criterion | held-out D_stsp C=512 | D_H C=512 | D_stsp C=2000 "
+        "| model | kind | training systems | validation criterion | held-out D_stsp C=512 | D_H C=512 | D_stsp C=2000 "
         "| D_H C=2000 | diverged (held-out) | ship rule |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    models = [RELEASE, *sorted(set(hm.model) - {RELEASE}, key=lambda m: systems_of(m) or 0)]
+    models = [RELEASE, *sorted(set(hm.model) - {RELEASE}, key=lambda m: (kind_of(m), systems_of(m) or 0))]
     for model in models:
         crit = (
             sum(get(vm, model, m, c) / get(vm, RELEASE, m, c) for m, c in cells) / 4
@@ -66,7 +70,7 @@ def table() -> str:
         name = Path(model).stem if model.endswith(".safetensors") else model
         n = systems_of(model)
         lines.append(
-            f"| `{name}` | {n if n else 34} | {crit:.3f} | "
+            f"| `{name}` | {kind_of(model) if n else 'the release'} | {n if n else 34} | {crit:.3f} | "
             + " | ".join(f"{v:.3f} ({r:.3f})" for v, r in zip(held_cells, ratios, strict=True))
             + f" | {diverged} | {'meets' if ship and model != RELEASE else ('-' if model == RELEASE else 'missed')} |"
         )
@@ -85,8 +89,10 @@ def main() -> None:
         release = table[table.model == RELEASE]
         for col, (metric, context) in enumerate([(m, c) for c in (512, 2000) for m in ("D_stsp", "D_H")]):
             ax = axes[row, col]
-            part = runs[runs.context == context]
-            ax.plot(part.systems, part[metric], marker="o", label="fine-tuned on 34 + K systems")
+            for kind, marker in (("fine-tuned from the release", "o"), ("from scratch", "s")):
+                part = runs[(runs.context == context) & (runs.model.map(kind_of) == kind)]
+                if len(part):
+                    ax.plot(part.systems, part[metric], marker=marker, label=kind)
             ref = release[release.context == context][metric]
             if len(ref):
                 ax.axhline(float(ref.iloc[0]), color="k", linestyle="--", label="release")
@@ -98,7 +104,7 @@ def main() -> None:
     fig.tight_layout()
     fig.savefig(args.output, dpi=100)
     print(f"wrote {args.output}")
-    print(table())
+    print(markdown_table())
 
 
 if __name__ == "__main__":
