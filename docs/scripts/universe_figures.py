@@ -13,6 +13,7 @@ import re
 from pathlib import Path
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
@@ -97,6 +98,9 @@ def main() -> None:
             if len(ref):
                 ax.axhline(float(ref.iloc[0]), color="k", linestyle="--", label="release")
             ax.set_xscale("log")
+            ax.set_xticks(sorted(set(runs.systems.dropna().astype(int))))
+            ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+            ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
             ax.set_title(f"{split.replace('_', '-')}: {metric}, C = {context}", fontsize=9)
             if row == 1:
                 ax.set_xlabel("training systems")
