@@ -111,9 +111,9 @@ class Candidate:
         return f"{kind}{self.context_length}_trend{self.trend:g}{at}"
 
 
-#: Candidates that are not DynaMix: the last value, and the last season repeated. They are weighed by their
-#: rolling-origin errors like the others, so a series whose history DynaMix forecasts worse than these leans on
-#: them (the guard against ending worse than seasonal naive).
+#: Candidates that are not DynaMix: the last value, the last season repeated, the recent median and naive2 (the
+#: last two are options). They are weighed by their rolling-origin errors like the others, so a series whose
+#: history DynaMix forecasts worse than these leans on them (the guard against ending worse than seasonal naive).
 BASELINES = ("naive", "seasonal_naive", "recent_median", "naive2")
 #: Whether the baselines are among the default candidates.
 GUARD = True
