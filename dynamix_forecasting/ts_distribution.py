@@ -95,27 +95,28 @@ class TimeSeriesForecast:
         for h in range(1, horizon):
             z[:, :, h] = rho[None] * z[:, :, h - 1] + keep * eps[h][:, None]
         u = np.clip(ndtr(z), 1e-12, 1 - 1e-12)
-        z_of = np.stack([self._z(u[:, :, h]) for h in range(horizon)], axis=-1) if horizon else u
+        z_of = np.swapaxes(self._z(np.swapaxes(u, 1, 2)), 1, 2)  # (K, H, S) -> per-series shapes -> (K, S, H)
         return np.maximum(self.point[None] + z_of * self.spread[None], self._floor)
 
     def _z(self, q: np.ndarray) -> np.ndarray:
-        """Multiple of the spread at levels ``q`` ``(K, S)`` (or ``(K, 1)``, the same for every series): each
-        series' error shape where measured, else the Laplace quantile; ``(K, S)``."""
+        """Multiple of the spread at levels ``q`` ``(..., S)`` (or ``(..., 1)``, the same for every series): each
+        series' error shape where measured, else the Laplace quantile; ``(..., S)``."""
         n_series = self.point.shape[0]
-        q = np.broadcast_to(q, (q.shape[0], n_series))
+        q = np.broadcast_to(q, (*q.shape[:-1], n_series))
         if self.shape is None:
             return laplace_quantile(q)
         levels = np.asarray(SHAPE_LEVELS)
         table = np.maximum.accumulate(self.shape, axis=1)  # (S, L), non-decreasing
-        upper = np.clip(np.searchsorted(levels, q), 1, levels.size - 1)  # (K, S): linear between two levels
+        upper = np.clip(np.searchsorted(levels, q), 1, levels.size - 1)  # linear between two levels
         frac = np.clip((q - levels[upper - 1]) / (levels[upper] - levels[upper - 1]), 0.0, 1.0)
-        rows = np.arange(n_series)[None]
+        rows = np.arange(n_series)  # the last axis
         out = table[rows, upper - 1] + frac * (table[rows, upper] - table[rows, upper - 1])
+        first, last = table[:, 0], table[:, -1]
         with np.errstate(divide="ignore", invalid="ignore"):
-            low = table[:, 0][None] * laplace_quantile(q) / laplace_quantile(levels[:1])[0]
-            high = table[:, -1][None] * laplace_quantile(q) / laplace_quantile(levels[-1:])[0]
-        out = np.where(q < levels[0], np.minimum(low, table[:, 0][None]), out)
-        return np.where(q > levels[-1], np.maximum(high, table[:, -1][None]), out)
+            low = first * laplace_quantile(q) / laplace_quantile(levels[:1])[0]
+            high = last * laplace_quantile(q) / laplace_quantile(levels[-1:])[0]
+        out = np.where(q < levels[0], np.minimum(low, first), out)
+        return np.where(q > levels[-1], np.maximum(high, last), out)
 
     @property
     def _floor(self) -> np.ndarray:

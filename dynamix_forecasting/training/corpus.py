@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from .universe import dominant_period as universe_dominant_period
+
 #: Second parameter regimes: system, parameters, source. Chaotic regimes documented in the literature.
 SECOND_REGIMES: dict[str, dict] = {
     "Rossler": {
@@ -47,11 +49,7 @@ def _rhs(system):
 
 def dominant_period(trajectory: np.ndarray, dt: float) -> float:
     """Time of the highest peak of the power spectrum of the first channel (mean removed)."""
-    x = trajectory[:, 0] - trajectory[:, 0].mean()
-    power = np.abs(np.fft.rfft(x)) ** 2
-    freqs = np.fft.rfftfreq(x.shape[0], dt)
-    k = 1 + int(np.argmax(power[1:]))
-    return float(1.0 / freqs[k])
+    return universe_dominant_period(trajectory[:, :1], dt)
 
 
 def largest_lyapunov(system, x0: np.ndarray, dt: float, steps: int = 4000, transient: int = 500) -> float:

@@ -22,10 +22,10 @@ The thresholds were set so that all 30 training systems pass tests 2, 4 and 5 (s
 
 from __future__ import annotations
 
+import itertools
 import json
 import signal
 import warnings
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -349,26 +349,17 @@ def generate(
         with ProcessPoolExecutor(max_workers=workers) as pool:
             pending = iter(todo)
             running = {}
-            for i in _take(pending, 2 * workers):
+            for i in itertools.islice(pending, 2 * workers):
                 running[pool.submit(_attempt, (specs[i], base, n_points, reference))] = i
             while running:
                 done, _ = wait(running, return_when=FIRST_COMPLETED)
                 for future in done:
                     i = running.pop(future)
                     record(i, *future.result(), specs[i])
-                    for j in _take(pending, 1):
+                    for j in itertools.islice(pending, 1):
                         running[pool.submit(_attempt, (specs[j], base, n_points, reference))] = j
     bar.close()
     return manifest
-
-
-def _take(iterator: Iterable[int], n: int) -> list[int]:
-    out = []
-    for item in iterator:
-        out.append(item)
-        if len(out) == n:
-            break
-    return out
 
 
 def kept(cache_dir: str | Path, count: int | None = None) -> dict[str, np.ndarray]:
