@@ -7,12 +7,16 @@ Implementations:
 - ``plain``: the straightforward per-step torch implementation (``DynaMix.step``: one torch op per
   equation of the specification, batched over series), the baseline;
 - ``torch``: the fused batched torch step (the GPU path);
-- ``numba``: the compiled CPU kernel (the default on CPUs).
+- ``numba``: the compiled CPU kernel (the default on CPUs);
+- ``triton``: the fused GPU kernel (CUDA only; opt-in).
 
 All run the full ``DynaMixPipeline.forecast`` (preprocessing included) with the gating noise on, on
-Lorenz-63 windows. A benchmark script, not a test: it prints figures.
+Lorenz-63 windows. ``--engine-only`` times the engine call alone (``engine.roll_rows`` on prepared,
+standardized contexts: the device rollout without the host's preprocessing), which is what the GPU targets
+are about. A benchmark script, not a test: it prints figures.
 
-Usage: ``python benchmarks/speed.py [--cases a,b,c,d] [--backends plain,torch,numba] [--repeats 3]``
+Usage: ``python benchmarks/speed.py [--cases a,b,c,d] [--backends plain,torch,numba] [--repeats 3]``;
+on a GPU: ``python benchmarks/speed.py --device cuda --cases a,c,e,f --backends torch,triton --engine-only``
 
 A/B against an earlier revision: ``python benchmarks/speed.py --ab REV [--rounds 4] [--cases a,b,c]`` checks
 REV out into a temporary git worktree and times ``DynaMixPipeline.forecast(x, H, seed=0)`` (the released model
@@ -38,8 +42,16 @@ CASES = {
     "b": (32, 512, 1000),
     "c": (256, 512, 200),
     "d": (10_000, 512, 100),
+    # GPU sizes (issue 26's targets): run them with --device cuda, best with --engine-only.
+    "e": (100_000, 512, 100),
+    "f": (1_000_000, 64, 100),
 }
-BACKENDS = {"plain": dict(backend="reference"), "torch": dict(backend="torch"), "numba": dict(backend="numba")}
+BACKENDS = {
+    "plain": dict(backend="reference"),
+    "torch": dict(backend="torch"),
+    "numba": dict(backend="numba"),
+    "triton": dict(backend="triton"),
+}
 
 
 def _memory(field: str = "VmHWM") -> int:
@@ -87,18 +99,51 @@ def run_case(case: str, backend: str, repeats: int, device: str = "cpu") -> tupl
     return best, _memory()
 
 
-def _child(case: str, backend: str, repeats: int, device: str, queue) -> None:
+def run_engine(case: str, backend: str, repeats: int, device: str = "cpu") -> tuple[float, int]:
+    """Best wall time of ``repeats`` engine calls (``roll_rows``, noise on) on prepared contexts."""
+    from dynamix_forecasting import load_model
+    from dynamix_forecasting.engine import roll_rows
+
+    n_series, length, horizon = CASES[case]
+    model = load_model("dynamix-3d-alrnn-v1.0", device=device)
+    ctx = contexts(n_series, length).transpose(1, 0, 2)
+    ctx = ((ctx - ctx.mean(1, keepdims=True)) / ctx.std(1, keepdims=True)).astype(np.float32)
+    lengths = np.full(n_series, length)
+    kind = "reference" if backend == "plain" else backend
+
+    def call(h: int) -> np.ndarray:
+        obs, _, _ = roll_rows(
+            model, ctx, lengths, ctx[:, -1], h, num_samples=1, seed=0, noise=True, guard=None, batch_size=None,
+            progress=False, step_kind=kind, n_obs=3, stacklevel=1, warn=False,
+        )  # fmt: skip
+        return obs
+
+    call(3)  # warm-up / compile
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        out = call(horizon)
+        if device != "cpu":
+            torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - start)
+    assert out.shape == (n_series, horizon, 3)
+    return best, _memory()
+
+
+def _child(case: str, backend: str, repeats: int, device: str, engine_only: bool, queue) -> None:
     torch.set_num_threads(int(os.environ.get("SPEED_THREADS", torch.get_num_threads())))
     base = _memory("VmRSS")
-    seconds, peak = run_case(case, backend, repeats, device)
+    seconds, peak = (run_engine if engine_only else run_case)(case, backend, repeats, device)
     queue.put((seconds, peak, base))
 
 
-def measure(case: str, backend: str, repeats: int, device: str = "cpu") -> tuple[float, int, int]:
+def measure(
+    case: str, backend: str, repeats: int, device: str = "cpu", engine_only: bool = False
+) -> tuple[float, int, int]:
     """Run one case in a fresh process, so that its peak memory is its own."""
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
-    proc = ctx.Process(target=_child, args=(case, backend, repeats, device, queue))
+    proc = ctx.Process(target=_child, args=(case, backend, repeats, device, engine_only, queue))
     proc.start()
     result = queue.get()
     proc.join()
@@ -167,6 +212,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", help="cpu or cuda (numba is CPU-only)")
     parser.add_argument("--ab", metavar="REV", help="time the working tree against git revision REV (see above)")
     parser.add_argument("--rounds", type=int, default=4, help="A/B: alternating rounds")
+    parser.add_argument("--engine-only", action="store_true", help="time the engine call alone (see above)")
     args = parser.parse_args()
     cases, backends = args.cases.split(","), args.backends.split(",")
     if args.ab:
@@ -176,7 +222,9 @@ def main() -> None:
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
           f"torch {torch.__version__} with {torch.get_num_threads()} threads")  # fmt: skip
     if args.device != "cpu":
-        print(f"device: {torch.cuda.get_device_name()} (peak MB is host memory)")
+        print(f"device: {torch.cuda.get_device_name()}, CUDA {torch.version.cuda} (peak MB is host memory)")
+    if args.engine_only:
+        print("engine only: roll_rows on prepared contexts (no preprocessing)")
     print(f"{'case':<6}{'series x ctx x horizon':<26}{'backend':<8}{'seconds':>10}{'series-steps/s':>17}"
           f"{'vs plain':>10}{'peak MB':>10}")  # fmt: skip
     for case in cases:
@@ -184,7 +232,7 @@ def main() -> None:
         plain = None
         for backend in backends:
             repeats = 1 if (backend == "plain" and case in "ad") else args.repeats
-            seconds, peak, base = measure(case, backend, repeats, args.device)
+            seconds, peak, base = measure(case, backend, repeats, args.device, args.engine_only)
             rate = n_series * horizon / seconds
             plain = rate if backend == "plain" else plain
             ratio = f"{rate / plain:.1f}x" if plain else "-"

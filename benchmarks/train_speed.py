@@ -5,6 +5,9 @@ the released sizes M = 30, 10 experts) on the same windows, one after the other 
 hold on a shared machine. Usage::
 
     python -m benchmarks.train_speed [--seconds 20] [--batch-size 16] [--corpus ../shared/data/dysts-train-100k]
+
+``--device cuda`` times the trainers that run on a GPU (today the reference step, autograd on the device; the
+fast engine is CPU-only), at ``--batch-size`` (e.g. 16, 256, 2048).
 """
 
 from __future__ import annotations
@@ -63,12 +66,12 @@ def plain_batched_loop(sampler: WindowSampler, batch_size: int, seconds: float) 
     return done / (time.perf_counter() - start)
 
 
-def trainer_speed(engine: str, trajectories: dict, batch_size: int, seconds: float) -> float:
+def trainer_speed(engine: str, trajectories: dict, batch_size: int, seconds: float, device: str = "cpu") -> float:
     """Sequences/s of :class:`Trainer.train_step` with ``engine``, after one warm-up step (compilation)."""
     with tempfile.TemporaryDirectory() as tmp:
         settings = TrainingSettings(
             trajectory_files=[], output_dir=tmp, engine=engine, batch_size=batch_size, eval_every=0,
-            windows_per_system=200,
+            windows_per_system=200, device=device,
         )  # fmt: skip
         sampler = WindowSampler(trajectories, 3, 500, 100, 50, 200, 0.05, 0)
         trainer = Trainer(settings, sampler=sampler)
@@ -86,8 +89,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seconds", type=float, default=20.0, help="measuring time per trainer")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--corpus", default=os.environ.get("DYNAMIX_TRAIN_CORPUS", "../shared/data/dysts-train-100k"))
+    parser.add_argument("--device", default="cpu", help="cpu, or cuda for the trainers that run on a GPU")
     args = parser.parse_args(argv)
     trajectories = _trajectories(args.corpus)
+    if args.device != "cpu":
+        speed = trainer_speed("reference", trajectories, args.batch_size, args.seconds, args.device)
+        name = torch.cuda.get_device_name() if args.device.startswith("cuda") else args.device
+        print(f"device: {name}, torch {torch.__version__}, CUDA {torch.version.cuda}; batch {args.batch_size}")
+        print(f"| reference step (autograd on DynaMix.step) on {args.device} | {speed:,.0f} sequences/s |")
+        return
     sampler = WindowSampler(trajectories, 3, 500, 100, 50, 200, 0.05, 0)
     rows = {
         "reference step (autograd on DynaMix.step)": trainer_speed("reference", trajectories, args.batch_size,

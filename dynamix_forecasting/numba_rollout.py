@@ -200,9 +200,11 @@ def _kernel(
                 znew[k] = zero
             for j in range(n_exp):
                 g = gate[j]
-                base = j * m_dim
+                # Row views: indices from range() need no negative-index checks, so the loop vectorizes.
+                wj = wphi[j * m_dim : (j + 1) * m_dim]
+                aj, hj = a[j], h[j]
                 for k in range(m_dim):
-                    znew[k] += g * (a[j, k] * zb[k] + wphi[base + k] + h[j, k])
+                    znew[k] += g * (aj[k] * zb[k] + wj[k] + hj[k])
             for k in range(m_dim):
                 v = znew[k]
                 if v > lim:

@@ -28,7 +28,7 @@ import numpy as np
 
 Mode = Literal["auto", "dynamics", "time_series"]
 Embedding = Literal["pos_embedding", "delay_embedding", "delay_embedding_random", "zero_embedding"]
-Backend = Literal["auto", "numba", "torch", "reference"]
+Backend = Literal["auto", "numba", "torch", "triton", "reference"]
 
 MODES: tuple[str, ...] = get_args(Mode)
 EMBEDDINGS: tuple[str, ...] = get_args(Embedding)
@@ -184,7 +184,7 @@ class ForecastOptions:
     interval_scale : float, optional
         Time-series mode: multiplier of the calibrated spread (default
         :data:`~dynamix_forecasting.timeseries.INTERVAL_SCALE`).
-    backend : {"auto", "numba", "torch", "reference"}, default "auto"
+    backend : {"auto", "numba", "torch", "triton", "reference"}, default "auto"
         The step implementation (see :func:`~dynamix_forecasting.rollout.choose_backend`).
     batch_size : int, optional
         Roll out at most this many (series x samples) rows at a time to bound memory.

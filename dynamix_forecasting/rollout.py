@@ -10,7 +10,9 @@ blocks, the divergence bound and the divergence tracking):
   once to the time-major layout of the published step;
 - :class:`FusedTorchStep`: the step as a handful of fused batched torch operations (any device);
 - :class:`~dynamix_forecasting.numba_rollout.NumbaStep`: the compiled CPU kernel, whole blocks of steps
-  per call.
+  per call;
+- :class:`~dynamix_forecasting.triton_rollout.TritonStep`: the fused GPU kernel (Triton), a whole block of
+  steps per launch.
 
 The fast backends read the weights from one :class:`~dynamix_forecasting.packed_weights.PackedWeights`. Noise comes from
 :class:`NoiseStreams`: one seeded ``torch.Generator`` per stream (the pipeline uses one stream per sample
@@ -107,7 +109,8 @@ def _draw(
     per_stream = torch.stack(
         [torch.randn(NOISE_BLOCK, *shape, generator=g, dtype=dtype) for g in generators], dim=1
     )  # on the CPU: the same draws for a seed on every device
-    return per_stream.index_select(1, rows.cpu()).to(device)
+    # Only the streams travel to the device; rows pick theirs there (a million rows share a few streams).
+    return per_stream.to(device).index_select(1, rows.to(device))
 
 
 class Step(Protocol):
@@ -221,7 +224,8 @@ def choose_backend(
     """The step implementation a rollout will use.
 
     ``"reference"`` is :meth:`DynaMix.step` (the published arithmetic, any expert kind); ``"torch"``
-    the fused batched torch step (any device); ``"numba"`` the compiled CPU kernel. ``"auto"`` picks the
+    the fused batched torch step (any device); ``"numba"`` the compiled CPU kernel; ``"triton"`` the fused GPU
+    kernel (:mod:`~dynamix_forecasting.triton_rollout`, a CUDA device; opt-in until measured on one). ``"auto"`` picks the
     reference step without noise (the published deterministic forecast, bit for bit), else numba on the
     CPU and torch elsewhere, and the reference step for experts the fast paths do not cover
     (clipped-shallow-PLRNN or probabilistic experts). ``batch_invariant=True`` (the time-series mode) prefers
@@ -242,6 +246,12 @@ def choose_backend(
         return "reference"
     if backend == "numba" and device.type != "cpu":
         raise ValueError("backend='numba' needs a CPU device; use backend='torch'.")
+    if backend == "triton":
+        from .triton_rollout import triton_available  # Triton loads only when asked for
+
+        why = triton_available(device)
+        if why is not None:
+            raise ValueError(f"backend='triton' cannot run: {why}. Use backend='torch' or 'auto'.")
     if backend == "auto":
         return "numba" if device.type == "cpu" else "torch"
     return backend
@@ -254,6 +264,10 @@ def _make_step(kind: str, model, contexts, lengths, rows, z0, bound, n_obs) -> S
         return NumbaStep(model, contexts, lengths, rows, z0, bound, n_obs)
     if kind == "torch":
         return FusedTorchStep(model, contexts, lengths, rows, z0, bound, n_obs)
+    if kind == "triton":
+        from .triton_rollout import TritonStep  # Triton loads only when asked for
+
+        return TritonStep(model, contexts, lengths, rows, z0, bound, n_obs)
     return ReferenceStep(model, contexts, lengths, rows, z0, bound, n_obs)
 
 

@@ -13,6 +13,13 @@ import os
 # Before anything imports huggingface_hub: no test may wait on the network (the hub reads this at import).
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+import torch
+
+# Triton's interpreter is chosen when triton is first imported (its reductions are themselves jitted): on a
+# machine without CUDA the fused GPU kernel's tests run in it (tests/test_triton_rollout.py).
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+
 from pathlib import Path
 from typing import NoReturn
 
