@@ -64,6 +64,7 @@ def roll_rows(
     stacklevel: int,
     record_weights: bool = False,
     warn: bool = True,
+    row_steps: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
     """The rollout of every (sample, row) pair.
 
@@ -91,6 +92,9 @@ def roll_rows(
         Also return the expert weights.
     warn : bool, default True
         Warn about diverged rows (the time-series mode down-weights them instead).
+    row_steps : numpy.ndarray, optional
+        ``(R,)`` steps each series needs (at most ``horizon``; one sample path): the compiled kernels stop a
+        series there, and its later observations are unspecified.
 
     Returns
     -------
@@ -143,6 +147,7 @@ def roll_rows(
                 threshold=limit * scale_all[lo:hi],
                 on_block=_progress(bar, hi - lo),
                 record_weights=record_weights,
+                row_steps=None if row_steps is None else np.tile(row_steps, num_samples)[lo:hi],
             )
             obs[lo:hi] = result.observations.cpu().numpy()
             if gates is not None and result.expert_weights is not None:

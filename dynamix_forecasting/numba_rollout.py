@@ -126,7 +126,7 @@ def _attend(frames, encoded, y, t0, inv_t1, logits, powers, emb):
 
 def _kernel(
     z, frames, encoded, ctx_index, first_frame, eps, use_noise, d, sigma, inv_t1, w1e, w1z, b1, w2, b2, inv_t2,
-    a, h, w, relu_from, bound, out, gates, record,
+    a, h, w, relu_from, bound, row_steps, out, gates, record,
 ):  # fmt: skip
     batch, m_dim = z.shape
     _, steps, n_obs = out.shape
@@ -148,7 +148,8 @@ def _kernel(
         phi = np.empty(m_dim, np.float32)
         znew = np.empty(m_dim, np.float32)
         wphi = np.empty(jm, np.float32)
-        for s in range(steps):
+        # A row stops at its own step count (rows of one call may need fewer steps than the block).
+        for s in range(min(steps, row_steps[b])):
             # Observation read by the gating network: D z (+ sigma * noise).
             for n in range(n_dim):
                 acc = zero
@@ -332,11 +333,23 @@ class NumbaStep:
         self._dummy_eps = np.zeros((1, 1, contexts.shape[2]), dtype=np.float32)
 
     def advance(
-        self, eps: torch.Tensor | None, expert_eps: torch.Tensor | None, steps: int, gates: torch.Tensor | None = None
+        self,
+        eps: torch.Tensor | None,
+        expert_eps: torch.Tensor | None,
+        steps: int,
+        gates: torch.Tensor | None = None,
+        row_steps: np.ndarray | None = None,
     ) -> torch.Tensor:
         """Advance the rows ``steps`` steps (noise ``(steps, B, N)`` or None); observations ``(B, steps, n_obs)``;
-        the expert weights of each step into ``gates`` ``(B, steps, J)`` when given."""
-        out = np.empty((self.z.shape[0], steps, self.n_obs), dtype=np.float32)
+        the expert weights of each step into ``gates`` ``(B, steps, J)`` when given. ``row_steps`` ``(B,)``: row
+        ``b`` computes only its first ``row_steps[b]`` steps (its later observations are 0)."""
+        batch = self.z.shape[0]
+        if row_steps is None:
+            out = np.empty((batch, steps, self.n_obs), dtype=np.float32)
+            limits = np.full(batch, steps, dtype=np.int64)
+        else:
+            out = np.zeros((batch, steps, self.n_obs), dtype=np.float32)
+            limits = np.ascontiguousarray(row_steps, dtype=np.int64)
         record = gates is not None
         weights = np.empty((self.z.shape[0], steps if record else 0, self.n_experts), dtype=np.float32)
         use_noise = eps is not None
@@ -356,6 +369,7 @@ class NumbaStep:
                 use_noise,
                 *self.params,
                 self.bound,
+                limits,
                 out,
                 weights,
                 record,

@@ -117,11 +117,18 @@ class Step(Protocol):
     """One backend: advances its rows' latent states by a block of steps."""
 
     def advance(
-        self, eps: torch.Tensor | None, expert_eps: torch.Tensor | None, steps: int, gates: torch.Tensor | None = None
+        self,
+        eps: torch.Tensor | None,
+        expert_eps: torch.Tensor | None,
+        steps: int,
+        gates: torch.Tensor | None = None,
+        row_steps: np.ndarray | None = None,
     ) -> torch.Tensor:
         """Advance ``steps`` steps with gating noise ``eps`` ``(steps, B, N)`` (None: noise off) and expert noise
         ``expert_eps`` ``(steps, B, J, M)`` (probabilistic experts only); returns ``(B, steps, n_obs)``. When
-        ``gates`` ``(B, steps, J)`` is given, each step's expert weights are written into it."""
+        ``gates`` ``(B, steps, J)`` is given, each step's expert weights are written into it. ``row_steps``
+        ``(B,)``: the steps each row needs in this block; a backend may stop a row there (its later observations
+        are then unspecified) or compute them all."""
         ...
 
 
@@ -146,7 +153,7 @@ class ReferenceStep:
         self.z = z0.t()
         self.limit = None if bound is None else bound[None, :]
 
-    def advance(self, eps, expert_eps, steps, gates=None):
+    def advance(self, eps, expert_eps, steps, gates=None, row_steps=None):
         out = torch.empty(self.z.shape[1], steps, self.n_obs, dtype=self.z.dtype, device=self.z.device)
         for t in range(steps):
             self.z, weights = self.model.step_with_weights(
@@ -202,7 +209,7 @@ class FusedTorchStep:
         mixed = torch.bmm(weights.unsqueeze(1), (phi @ w.w_all).view(-1, self.n_experts, self.m)).squeeze(1)
         return (weights @ w.a) * z + weights @ w.h + mixed, weights
 
-    def advance(self, eps, expert_eps, steps, gates=None):
+    def advance(self, eps, expert_eps, steps, gates=None, row_steps=None):
         out = torch.empty(self.z.shape[0], steps, self.n_obs, dtype=self.z.dtype, device=self.z.device)
         for t in range(steps):
             self.z, weights = self._step(self.z, None if eps is None else eps[t])
@@ -288,6 +295,7 @@ def rollout(
     backend: str = "auto",
     on_block: Callable[[int], None] | None = None,
     record_weights: bool = False,
+    row_steps: np.ndarray | None = None,
 ) -> RolloutResult:
     """Roll the latent dynamics ``horizon`` steps from ``z0``.
 
@@ -322,6 +330,9 @@ def rollout(
         Called with the number of steps done after each block (for progress bars).
     record_weights : bool, default False
         Record the gating network's expert weights of every step (``RolloutResult.expert_weights``).
+    row_steps : numpy.ndarray, optional
+        ``(B,)`` steps each row needs (at most ``horizon``): the compiled kernels stop a row there, and its later
+        observations are unspecified (0 or computed on); divergence is tracked over each row's own steps.
 
     Returns
     -------
@@ -353,11 +364,14 @@ def rollout(
             eps = _draw(generators, streams.rows, (n_model,), device, dtype)[: stop - start]
             if probabilistic:
                 expert_eps = _draw(generators, streams.rows, (len(model.experts), model.M), device, dtype)
-        block = step.advance(eps, expert_eps, stop - start, None if gates is None else gates[:, start:stop])
+        needed = None if row_steps is None else np.clip(row_steps - start, 0, stop - start)
+        block = step.advance(eps, expert_eps, stop - start, None if gates is None else gates[:, start:stop], needed)
         out[:, start:stop] = block
         bad = ~torch.isfinite(block).all(-1)  # (B, steps)
         if threshold is not None:
             bad |= block.abs().amax(-1) >= threshold[:, None]
+        if needed is not None:  # steps a row did not need do not count
+            bad &= torch.arange(stop - start, device=device)[None, :] < torch.as_tensor(needed, device=device)[:, None]
         first_bad = torch.where(bad.any(1), bad.int().argmax(1) + start + 1, 0)
         diverged = torch.where(diverged == 0, first_bad, diverged)
         if on_block is not None:

@@ -44,9 +44,10 @@ from .ts_distribution import (
 
 __all__ = ["SHAPE_LEVELS", "TimeSeriesForecast", "default_candidates", "forecast_time_series", "laplace_quantile"]
 
-# roll(contexts, lengths, horizon, method, season_length) -> (R, H) point forecasts of the (adjusted) contexts:
-# contexts (R, W) right-aligned (row r's context is its last lengths[r] entries; entries before are NaN).
-RollFn = Callable[[np.ndarray, np.ndarray, int, str, int | None], np.ndarray]
+# roll(contexts, lengths, steps, method, season_length) -> (R, H) point forecasts of the (adjusted) contexts:
+# contexts (R, W) right-aligned (row r's context is its last lengths[r] entries; entries before are NaN), steps
+# (R,) the steps each row needs (H their largest; a row's entries beyond its steps are unspecified).
+RollFn = Callable[[np.ndarray, np.ndarray, np.ndarray, str, int | None], np.ndarray]
 
 # Multiplies the fitted error spread; chosen on the tuning half of the time-series track
 # (benchmarks/splits.py) so that the 10-90 % band covers about 80 % there (77 %, ties split).
@@ -219,19 +220,12 @@ def forecast_time_series(
     sub_series, sub_origin = np.concatenate(series_of), np.concatenate(origin_of)
     ends = lengths[sub_series] - sub_origin * spans[sub_series]
     final = sub_origin == 0
-    # Each history is rolled out as far as it is scored: the forecasts their horizon, the windows their own
-    # length (grouped by powers of two, so a short window does not pay for a long one).
+    # Each history is rolled out as far as it is scored, in one call: the forecasts their horizon, the windows
+    # their own length (a short window does not pay for a long one; the kernel stops each row at its steps).
     steps_needed = np.where(final, horizon, spans[sub_series])
-    reach = np.where(final, -1, np.ceil(np.log2(np.maximum(steps_needed, 1))).astype(int))
-    values = np.full((n_cands, len(sub_series), max(horizon, span)), np.nan)
-    seasonal_sub = np.zeros(len(sub_series), dtype=bool)
-    for level in np.unique(reach):
-        group = np.flatnonzero(reach == level)
-        steps = int(steps_needed[group].max())
-        part = _candidate_points([ys[sub_series[u]][: ends[u]] for u in group], steps, roll, season_length, cands)
-        values[:, group, :steps] = part.values
-        seasonal_sub[group] = part.seasonal
-    points = _Points(values, seasonal_sub)
+    points = _candidate_points(
+        [ys[sub_series[u]][: ends[u]] for u in range(len(sub_series))], steps_needed, roll, season_length, cands
+    )
     forecast = np.empty((n_cands, n_series, horizon))
     forecast[:, sub_series[final]] = points.values[:, final, :horizon]
     errors = np.full((n_cands, n_series, windows, span), np.nan)  # signed, data units; NaN beyond a window
@@ -281,11 +275,13 @@ class _Points:
 
 
 def _candidate_points(
-    ys: list[np.ndarray], horizon: int, roll: RollFn, season_length: int, cands: Sequence[Candidate]
+    ys: list[np.ndarray], steps: np.ndarray, roll: RollFn, season_length: int, cands: Sequence[Candidate]
 ) -> _Points:
-    """Every candidate's point forecast of every history: the season removed and put back, the candidate's
-    context and trend, and one ``roll`` call per embedding for all (history, candidate) pairs."""
+    """Every candidate's point forecast of every history ``steps[i]`` ahead (``(C, S, max steps)``; entries
+    beyond a history's steps are unspecified): the season removed and put back, the candidate's context and
+    trend, and one ``roll`` call per embedding for all (history, candidate) pairs."""
     n, m = len(ys), season_length
+    horizon = int(steps.max())
     lengths = np.array([y.shape[0] for y in ys])
     adjustments = fit_adjustments(ys, m)
     # Only the last `width` points of each adjusted history are read (the candidates' contexts): one
@@ -300,7 +296,7 @@ def _candidate_points(
     with np.errstate(divide="ignore", invalid="ignore"):
         adjusted = np.where(adjustments.multiplicative[:, None], tails / factors, tails - factors)
     adjusted = np.where(adjustments.seasonal[:, None], adjusted, tails)
-    steps = np.arange(1, horizon + 1)
+    ahead = np.arange(1, horizon + 1)
     out = np.empty((len(cands), n, horizon))
     for method, own_period in dict.fromkeys((c.method, c.period) for c in cands if c.method not in BASELINES):
         members = [c for c, cand in enumerate(cands) if (cand.method, cand.period) == (method, own_period)]
@@ -318,8 +314,8 @@ def _candidate_points(
             contexts[k, :, reach - cand.context_length :] = block - slopes[k][:, None] * t[None]
             sizes[k] = size
         period = (own_period or m) if method == "pos_embedding" else None
-        f = roll(contexts.reshape(-1, reach), sizes.reshape(-1), horizon, method, period)
-        out[members] = f.reshape(len(members), n, horizon) + slopes[:, :, None] * steps[None, None]
+        f = roll(contexts.reshape(-1, reach), sizes.reshape(-1), np.tile(steps, len(members)), method, period)
+        out[members] = f.reshape(len(members), n, horizon) + slopes[:, :, None] * ahead[None, None]
     for c, cand in enumerate(cands):
         if cand.method == "naive2":  # restored below with the DynaMix candidates
             out[c] = adjusted[:, -1:]

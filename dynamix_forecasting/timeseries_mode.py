@@ -81,8 +81,10 @@ def time_series_forecast(
     step_kind = choose_backend(model, model.B.device, options.backend, noise=False, batch_invariant=True)
     guard = TS_GUARD if options.divergence_guard is None else options.divergence_guard
 
-    def roll(contexts: np.ndarray, lengths: np.ndarray, h: int, method: str, period: int | None) -> np.ndarray:
-        return roll_contexts(model, contexts, lengths, h, method, period, guard, options.batch_size, step_kind)
+    def roll(
+        contexts: np.ndarray, lengths: np.ndarray, steps: np.ndarray, method: str, period: int | None
+    ) -> np.ndarray:
+        return roll_contexts(model, contexts, lengths, steps, method, period, guard, options.batch_size, step_kind)
 
     groups: dict[int, list[int]] = {}
     for r, p in enumerate(row_periods):
@@ -124,7 +126,7 @@ def roll_contexts(
     model: DynaMix,
     contexts: np.ndarray,
     lengths: np.ndarray,
-    horizon: int,
+    steps: int | np.ndarray,
     method: str,
     period: int | None,
     guard: float,
@@ -132,7 +134,9 @@ def roll_contexts(
     step_kind: str,
 ) -> np.ndarray:
     """Noise-free DynaMix forecasts ``(R, H)`` of univariate contexts of any lengths, right-aligned in
-    ``contexts`` ``(R, W)`` (row ``r`` is its last ``lengths[r]`` entries).
+    ``contexts`` ``(R, W)`` (row ``r`` is its last ``lengths[r]`` entries), ``steps`` ahead: one horizon ``H``
+    for all, or ``(R,)`` steps per row (``H`` their largest; a row's entries beyond its own steps are
+    unspecified, and the compiled kernels do not compute them).
 
     Each context is standardized with its own exact statistics, lifted to the model's ``N`` channels with zeros
     or the positional waves of ``period``, left-padded into one array per group of similar lengths (the padding
@@ -140,6 +144,8 @@ def roll_contexts(
     and left to the recipe's weighting (no warning). The same bits for a context alone or among any others.
     """
     n_model, width = model.N, contexts.shape[1]
+    row_steps = np.broadcast_to(np.asarray(steps, dtype=np.int64), (contexts.shape[0],))
+    horizon = int(row_steps.max()) if row_steps.size else 0
     data, mean, std, constant = standardize_aligned(contexts, lengths)
     out = np.empty((contexts.shape[0], horizon))
     # The kernel never computes a row's padding, only allocates it: all rows go in one call while the padded
@@ -173,6 +179,7 @@ def roll_contexts(
             n_obs=1,
             stacklevel=2,
             warn=False,
+            row_steps=row_steps[group],
         )
         out[group] = obs[:, :, 0]
     out = out * std[:, None] + mean[:, None]

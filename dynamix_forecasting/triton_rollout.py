@@ -59,7 +59,7 @@ def _build_kernel() -> Any:
     def rollout_block(
         z_ptr, frames_ptr, enc_ptr, ctx_ptr, first_ptr, eps_ptr,
         d_ptr, sigma_ptr, w1e_ptr, w1z_ptr, b1_ptr, w2_ptr, b2_ptr, a_ptr, h_ptr, w_ptr,
-        bound_ptr, out_ptr, gates_ptr,
+        bound_ptr, row_steps_ptr, out_ptr, gates_ptr,
         n_rows, n_frames, steps, n_obs, relu_from, inv_t1, inv_t2,
         M: tl.constexpr, N: tl.constexpr, J: tl.constexpr,
         MP: tl.constexpr, NP: tl.constexpr, JP: tl.constexpr,
@@ -98,7 +98,9 @@ def _build_kernel() -> Any:
         first = tl.load(first_ptr + rows, mask=live, other=0)
         base = ctx * (N * n_frames)
         chan = nn[None, :, None] * n_frames
-        for s in range(steps):
+        # Each row needs its own number of steps; the program runs until its longest row is done.
+        need = tl.load(row_steps_ptr + rows, mask=live, other=0)
+        for s in range(0, tl.max(need, axis=0)):
             # Observation read by the gating network: D z (+ sigma * noise), (BLOCK_B, NP).
             y = tl.sum(z[:, None, :] * d[None, :, :], axis=2)
             if USE_NOISE:
@@ -149,7 +151,7 @@ def _build_kernel() -> Any:
             tl.store(
                 out_ptr + (rows64[:, None] * steps + s) * n_obs + kk[None, :],
                 z,
-                mask=live[:, None] & (kk[None, :] < n_obs),
+                mask=(live & (s < need))[:, None] & (kk[None, :] < n_obs),
             )
         tl.store(z_ptr + rows64[:, None] * M + kk[None, :], z, mask=live[:, None] & k_ok[None, :])
 
@@ -192,11 +194,23 @@ class TritonStep:
         self.m, self.n, self.j = model.M, model.N, int(w.a.shape[0])
 
     def advance(
-        self, eps: torch.Tensor | None, expert_eps: torch.Tensor | None, steps: int, gates: torch.Tensor | None = None
+        self,
+        eps: torch.Tensor | None,
+        expert_eps: torch.Tensor | None,
+        steps: int,
+        gates: torch.Tensor | None = None,
+        row_steps: Any = None,
     ) -> torch.Tensor:
-        """Advance every row ``steps`` steps in one launch; observations ``(B, steps, n_obs)``."""
+        """Advance every row ``steps`` steps in one launch (row ``b`` its first ``row_steps[b]`` when given, its
+        later observations 0); observations ``(B, steps, n_obs)``."""
         batch = self.z.shape[0]
-        out = torch.empty((batch, steps, self.n_obs), dtype=torch.float32, device=self.z.device)
+        dev = self.z.device
+        if row_steps is None:
+            out = torch.empty((batch, steps, self.n_obs), dtype=torch.float32, device=dev)
+            need = torch.full((batch,), steps, dtype=torch.int32, device=dev)
+        else:
+            out = torch.zeros((batch, steps, self.n_obs), dtype=torch.float32, device=dev)
+            need = torch.as_tensor(row_steps).to(device=dev, dtype=torch.int32).contiguous()
         record = gates is not None
         weights = torch.empty((batch, steps, self.j) if record else (1,), dtype=torch.float32, device=self.z.device)
         noise = self.z if eps is None else eps[:steps].to(self.z.device, torch.float32).contiguous()
@@ -204,7 +218,7 @@ class TritonStep:
             self.kernel[(-(-batch // BLOCK_B),)](
                 self.z, self.frames, self.encoded, self.ctx, self.first, noise,
                 *self.weights,
-                self.bound, out, weights,
+                self.bound, need, out, weights,
                 batch, self.frames.shape[2], steps, self.n_obs, self.relu_from, self.inv_t1, self.inv_t2,
                 M=self.m, N=self.n, J=self.j,
                 MP=max(16, _next_power_of_two(self.m)), NP=_next_power_of_two(self.n), JP=_next_power_of_two(self.j),

@@ -43,9 +43,12 @@ def test_laplace_quantiles():
     np.testing.assert_allclose(laplace_quantile(np.array([0.25, 0.75])), [-np.log(2), np.log(2)])
 
 
-def _oracle_roll(contexts, lengths, horizon, method, period):
-    """A stand-in model: the last value (a naive forecast), to test the recipe's arithmetic exactly."""
-    return np.repeat(contexts[:, -1:], horizon, axis=1)
+def _oracle_roll(contexts, lengths, steps, method, period):
+    """A stand-in model: the last value (a naive forecast), to test the recipe's arithmetic exactly. ``steps``
+    are each row's steps; entries beyond them are NaN here, so the recipe must never read them."""
+    out = np.repeat(contexts[:, -1:], int(steps.max()), axis=1)
+    out[np.arange(out.shape[1])[None, :] >= steps[:, None]] = np.nan
+    return out
 
 
 def test_recipe_with_a_naive_model_is_naive2_and_calibrated():
@@ -75,8 +78,8 @@ def test_guard_candidates_take_over_where_they_win():
     periodic = np.tile(pattern, 12) + 50.0  # seasonal naive is exact on every rolling origin
     steps = np.concatenate([np.zeros(60), np.repeat(rng.normal(0, 5, 6), 10)])  # level shifts: naive wins
 
-    def mean_roll(contexts, lengths, horizon, method, period):  # a model that forecasts the context's mean
-        return np.repeat(np.nanmean(contexts, axis=1, keepdims=True), horizon, axis=1)
+    def mean_roll(contexts, lengths, steps, method, period):  # a model that forecasts the context's mean
+        return np.repeat(np.nanmean(contexts, axis=1, keepdims=True), int(steps.max()), axis=1)
 
     fc = forecast_time_series([periodic, steps], 24, mean_roll, 12)
     labels = [c.label for c in fc.candidates]
