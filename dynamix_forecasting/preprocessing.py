@@ -17,6 +17,8 @@ from functools import lru_cache
 import numpy as np
 import torch
 
+from .acf_peaks import acf_periods
+
 EMBEDDINGS = ("pos_embedding", "delay_embedding", "delay_embedding_random", "zero_embedding")
 
 
@@ -60,33 +62,27 @@ def autocorrelations(x: np.ndarray, nlags: int) -> np.ndarray:
     return out
 
 
-def _tau_from_acf(acf: np.ndarray, min_lag: int) -> int:
-    from scipy.signal import find_peaks  # scipy's submodules load lazily: importing the package stays quick
-
-    peaks, _ = find_peaks(acf)
-    valid = peaks[peaks > min_lag]
-    if valid.size:
-        return int(valid[np.argmax(acf[valid])])
-    start = min(min_lag + 1, acf.shape[0] - 1)
-    return start + int(np.argmax(acf[start:]))
-
-
 def positional_taus(datas: list[np.ndarray]) -> list[int]:
-    """:func:`positional_tau` of many series, with one batched FFT per group of equal lengths.
+    """:func:`positional_tau` of many series, with one batched FFT per group of equal shapes and one compiled
+    pass for the peaks.
 
     Much faster for many series (backtests); the periods agree with :func:`positional_tau` except
     where two autocorrelation peaks tie to float64 rounding.
     """
-    taus = [1] * len(datas)
-    by_length: dict[int, list[int]] = {}
+    taus = np.ones(len(datas), dtype=np.int64)
+    by_shape: dict[tuple[int, ...], list[int]] = {}
     for i, d in enumerate(datas):
-        by_length.setdefault(d.shape[0], []).append(i)
-    for t_len, members in by_length.items():
-        channels = [(i, k) for i in members for k in (_varying(datas[i]) or [0])]
-        acfs = autocorrelations(np.stack([datas[i][:, k] for i, k in channels]), t_len - 1)
-        for (i, _), acf in zip(channels, acfs, strict=True):
-            taus[i] = max(taus[i], _tau_from_acf(acf, t_len // 10))
-    return taus
+        by_shape.setdefault(d.shape, []).append(i)
+    for shape, members in by_shape.items():
+        t_len = shape[0]
+        block = np.stack([datas[i] for i in members])  # (S, T, C)
+        varying = np.ptp(block, axis=1) > 0  # (S, C)
+        varying[~varying.any(axis=1), 0] = True  # a constant series: its first channel
+        series, channels = np.nonzero(varying)
+        acfs = autocorrelations(block[series, :, channels], t_len - 1)
+        periods = acf_periods(acfs, np.full(series.size, t_len // 10))
+        np.maximum.at(taus, np.asarray(members)[series], periods)
+    return [int(t) for t in taus]
 
 
 def _varying(data: np.ndarray) -> list[int]:
@@ -99,8 +95,9 @@ def positional_tau(data: np.ndarray) -> int:
     Maximum over channels; without a peak, the argmax of the autocorrelation beyond that lag.
     """
     t_len = data.shape[0]
-    taus = [_tau_from_acf(autocorrelation(data[:, k], t_len - 1), t_len // 10) for k in _varying(data) or [0]]
-    return max(max(taus), 1)
+    channels = _varying(data) or [0]
+    acfs = np.stack([autocorrelation(data[:, k], t_len - 1) for k in channels])
+    return max(int(acf_periods(acfs, np.full(len(channels), t_len // 10)).max()), 1)
 
 
 def delay_tau(data: np.ndarray, threshold: float = 1.0 / np.e) -> int:

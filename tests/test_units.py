@@ -226,3 +226,41 @@ def test_univariate_panels_are_standardized_in_one_go_with_the_single_series_bit
         for i, row in enumerate(batch):
             alone, m, s = standardize(row[:, None])
             assert np.array_equal(alone[:, 0], out[i]) and m[0] == mean[i] and s[0] == std[i], (t_len, i)
+
+
+def _scipy_period(acf: np.ndarray, min_lag: int) -> int:
+    """The positional period by scipy's find_peaks (the definition acf_periods compiles)."""
+    from scipy.signal import find_peaks
+
+    peaks, _ = find_peaks(acf)
+    valid = peaks[peaks > min_lag]
+    if valid.size:
+        return int(valid[np.argmax(acf[valid])])
+    start = min(min_lag + 1, acf.shape[0] - 1)
+    return start + int(np.argmax(acf[start:]))
+
+
+def test_acf_periods_agree_with_scipy_find_peaks_plateaus_included():
+    from dynamix_forecasting.acf_peaks import acf_periods
+
+    rng = np.random.default_rng(0)
+    rows = [rng.standard_normal(40) for _ in range(200)]
+    rows += [np.round(rng.standard_normal(40), 0) for _ in range(200)]  # many ties: flat tops, flat ends
+    rows += [np.cos(np.arange(60) * 2 * np.pi / p) for p in (3, 7, 12, 24)]
+    rows += [np.linspace(1, 0, 30), np.zeros(30), np.array([1.0, 0.5]), np.array([1.0, 2.0, 2.0, 2.0])]
+    for row in rows:
+        for min_lag in (0, 1, len(row) // 10, len(row) - 2):
+            expected = _scipy_period(row, min_lag)
+            assert acf_periods(row[None], np.array([min_lag]))[0] == expected, (row, min_lag)
+
+
+def test_positional_taus_in_a_batch_equal_one_by_one():
+    from dynamix_forecasting.preprocessing import positional_tau, positional_taus
+
+    rng = np.random.default_rng(1)
+    t = np.arange(200)
+    datas = [np.stack([np.sin(2 * np.pi * t / p), rng.standard_normal(200)], 1) for p in (5, 11, 24, 40)]
+    datas += [np.stack([np.full(150, 3.0), np.sin(t[:150] / 4)], 1), np.full((150, 2), 1.0)]
+    assert positional_taus(datas) == [positional_tau(d) for d in datas]
+    sines = positional_taus([d[:, :1] for d in datas[:4]])  # a multiple of each sine's period beyond T // 10
+    assert [tau % p for tau, p in zip(sines, (5, 11, 24, 40), strict=True)] == [0, 0, 0, 0] and min(sines) > 20
