@@ -14,6 +14,9 @@ guard). Methods:
 D_stsp uses the Gaussian-mixture estimate (more than three dimensions) on all channels, D_H the mean over
 channels; both as in ``dynamix_forecasting.metrics``. Rows are appended per method to ``--output``.
 
+``--set validation --corpus corpus/val6`` scores the same methods on the kept systems of the generator's
+6-channel validation corpus instead (how the 6-D runs are chosen; the held-out systems never choose).
+
 Usage::
 
     python -m benchmarks.joint_eval --model6 /work/runs/universe6-scratch/checkpoint/x.safetensors \
@@ -32,6 +35,7 @@ from tqdm.auto import tqdm
 
 from dynamix_forecasting import geometrical_misalignment, temporal_misalignment
 from dynamix_forecasting.model_cache import cached_pipeline
+from dynamix_forecasting.training.universe import kept
 
 from . import data as bench_data
 from .dsr_check import BOUND, CONTEXTS, HORIZON, diverges
@@ -40,8 +44,13 @@ from .parroting import parrot
 RELEASE = "dynamix-3d-alrnn-v1.0"
 
 
-def joint_systems() -> dict[str, np.ndarray]:
-    """The held-out dysts systems of 4 to 6 channels."""
+def joint_systems(which: str = "held_out", corpus: str | None = None) -> dict[str, np.ndarray]:
+    """The held-out dysts systems of 4 to 6 channels, or (``which="validation"``) the kept systems of a 6-channel
+    validation corpus of the generator (the 6-D runs are chosen on these)."""
+    if which == "validation":
+        if corpus is None:
+            raise SystemExit("--set validation needs --corpus (the generator's 6-channel validation corpus)")
+        return kept(corpus)
     out = {}
     for name in bench_data.dysts_systems(training=False):
         trajectory = bench_data.load_dysts(name)
@@ -90,10 +99,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model6", help="the 6-D checkpoint (name or path) for the joint forecasts")
     parser.add_argument("--methods", default="per_channel,parroting,joint")
     parser.add_argument("--output", required=True, help="CSV of per-system rows (appended per method)")
+    parser.add_argument("--set", choices=["held_out", "validation"], default="held_out")
+    parser.add_argument("--corpus", help="the 6-channel validation corpus folder (--set validation)")
     args = parser.parse_args(argv)
     output = Path(args.output)
     done = pd.read_csv(output) if output.exists() else pd.DataFrame(columns=["method", "model"])
-    systems = joint_systems()
+    systems = joint_systems(args.set, args.corpus)
     for method in args.methods.split(","):
         key = args.model6 if method == "joint" else (RELEASE if method == "per_channel" else "")
         if method == "joint" and not args.model6:
@@ -110,7 +121,7 @@ def main(argv: list[str] | None = None) -> None:
         diverged=("diverged", "sum"),
         systems=("system", "nunique"),
     )
-    print(f"{len(systems)} held-out systems of 4-6 channels")
+    print(f"{len(systems)} systems ({args.set})")
     print(table.to_string())
 
 
