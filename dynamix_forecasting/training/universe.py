@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import signal
 import warnings
 from pathlib import Path
@@ -337,7 +338,10 @@ def generate(
         if trajectory is not None:
             np.save(cache / f"{key}.npy", trajectory)
         manifest["candidates"][key] = {"spec": spec, **facts}
-        path.write_text(json.dumps(manifest, sort_keys=True) + "\n")
+        # Written beside and renamed: a process stopped mid-write (or a reader meanwhile) never sees half a file.
+        partial = path.with_suffix(".json.partial")
+        partial.write_text(json.dumps(manifest, sort_keys=True) + "\n")
+        os.replace(partial, path)
         bar.update(1)
 
     specs = {i: draw_spec(seed, i, dim, base) for i in todo}
