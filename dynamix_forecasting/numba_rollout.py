@@ -130,7 +130,8 @@ def _kernel(
 ):  # fmt: skip
     batch, m_dim = z.shape
     _, steps, n_obs = out.shape
-    n_dim, t_frames = frames.shape[1], frames.shape[2]
+    # Attention frames 0..T-2: as many as the encodings (frames may hold the context's last frame too).
+    n_dim, t_frames = frames.shape[1], encoded.shape[2]
     n_exp = a.shape[0]
     jm = w.shape[1]
     zero = np.float32(0.0)
@@ -305,7 +306,7 @@ class NumbaStep:
         w = PackedWeights.of(model)
         # Padding sits at the start: the first real attention frame is T - length.
         first_ctx = (contexts.shape[1] - lengths.index_select(0, used)).cpu().numpy()
-        self.frames = np.ascontiguousarray(frames[:, :, :-1])
+        self.frames = frames  # (S, N, T): the kernel reads frames 0..T-2 only (no second copy)
         self.encoded = _encode_rowwise(frames, as32(w.conv_weight), as32(w.conv_bias), first_ctx)
         self.params = (
             as32(w.d),
