@@ -120,6 +120,8 @@ def time_series_forecast(
 
 #: Padded context values (rows x longest x channels) up to which all rows of a call are rolled out together.
 ONE_CALL_VALUES = 1 << 24
+#: Backends that stop each row at its own step count (the others are called per group of similar steps).
+ROW_STEP_KERNELS = ("numba", "triton")
 
 
 def roll_contexts(
@@ -154,6 +156,8 @@ def roll_contexts(
     buckets = np.ceil(np.log2(np.maximum(lengths, 1))).astype(int)
     if contexts.shape[0] * width * n_model <= ONE_CALL_VALUES:
         buckets[:] = 0
+    if step_kind not in ROW_STEP_KERNELS:  # these compute every row to its call's horizon: group by steps too
+        buckets = buckets * 64 + np.ceil(np.log2(np.maximum(row_steps, 1))).astype(int)
     for bucket in np.unique(buckets):
         group = np.flatnonzero(buckets == bucket)
         t_len = int(lengths[group].max())
