@@ -229,9 +229,17 @@ def forecast_time_series(
     forecast = np.empty((n_cands, n_series, horizon))
     forecast[:, sub_series[final]] = points.values[:, final, :horizon]
     errors = np.full((n_cands, n_series, windows, span), np.nan)  # signed, data units; NaN beyond a window
-    for u in np.flatnonzero(~final):
-        i, j, e = sub_series[u], sub_origin[u], ends[u]
-        errors[:, i, j - 1, : spans[i]] = ys[i][e : e + spans[i]][None] - points.values[:, u, : spans[i]]
+    win = np.flatnonzero(~final)
+    if win.size:
+        # Each window's truth gathered from the concatenated histories (NaN beyond the window), all at once.
+        flat = np.concatenate(ys)
+        first = np.cumsum(lengths) - lengths
+        reach = min(span, points.values.shape[2])
+        k = np.arange(reach)
+        inside = k[None, :] < spans[sub_series[win]][:, None]
+        at = np.where(inside, first[sub_series[win]][:, None] + ends[win][:, None] + k[None, :], 0)
+        truth = np.where(inside, flat[at], np.nan)
+        errors[:, sub_series[win], sub_origin[win] - 1, :reach] = truth[None] - points.values[:, win, :reach]
     scales = np.array([_scale(y, season_length) for y in ys])
     has_windows = np.isfinite(errors[0, :, :, 0]).any(axis=1)
     # Candidate weights: inverse mean scaled absolute error over the windows (equal without windows).
