@@ -21,7 +21,6 @@ import os
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from .packed_weights import PackedWeights
 
@@ -181,8 +180,15 @@ class TritonStep:
             return t.detach().to(device=dev, dtype=torch.float32).contiguous()
 
         # Channel-major frames and encodings (S, N, T-1): a step reads each row's frames along t, coalesced.
-        self.frames = f32(contexts[:, :-1].transpose(1, 2))
-        self.encoded = f32(F.conv1d(contexts.transpose(1, 2), f32(w.conv_weight), f32(w.conv_bias)))
+        # The kernel-2 convolution written out as two products (cuDNN's conv1d may run in TF32 on a GPU).
+        x = f32(contexts.transpose(1, 2))  # (S, N, T)
+        kernel = f32(w.conv_weight)  # (N_out, N_in, 2)
+        self.frames = x[:, :, :-1].contiguous()
+        self.encoded = (
+            torch.einsum("oi,sit->sot", kernel[:, :, 0], x[:, :, :-1])
+            + torch.einsum("oi,sit->sot", kernel[:, :, 1], x[:, :, 1:])
+            + f32(w.conv_bias)[None, :, None]
+        ).contiguous()
         self.ctx = ctx_index.to(torch.int32).contiguous()
         self.first = (contexts.shape[1] - lengths).index_select(0, ctx_index).to(torch.int32).contiguous()
         self.weights = tuple(f32(t) for t in (w.d, w.sigma, w.w1e, w.w1z, w.b1, w.w2, w.b2, w.a, w.h, w.w_all))
