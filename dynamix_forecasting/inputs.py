@@ -167,8 +167,12 @@ def as_series_batch(context: Any) -> SeriesBatch:
                 raise ValueError(
                     f"context[{i}] has shape {arr.shape}; each series in a list must be (T,) or (T, channels)."
                 )
-            _check_finite(arr, f"context[{i}]")
             series.append(arr)
+        # One pass over all values; only a failing batch is searched series by series for the message.
+        flat = np.concatenate([s.ravel() for s in series])
+        if not (np.isfinite(flat).all() and (flat.size == 0 or np.abs(flat).max() <= FLOAT32_MAX)):
+            for i, arr in enumerate(series):
+                _check_finite(arr, f"context[{i}]")
         widths = {s.shape[1] for s in series}
         if len(widths) > 1:
             raise ValueError(f"All series in the list must have the same number of channels, got {sorted(widths)}.")
