@@ -20,7 +20,6 @@ from .preprocessing import (
     embed,
     min_context_length,
     positional_taus,
-    positional_waves,
     standardize_univariate,
 )
 from .preprocessing import standardize as standardize_series
@@ -232,10 +231,6 @@ def prepare_rows(batch: SeriesBatch, options: ForecastOptions, n_model: int, fas
         taus = list(positional_taus(datas))
     rng = np.random.default_rng(options.seed)
     init_rows = initial_x_rows(options.initial_x, batch, split)
-    if options.initial_x is None and method in ("pos_embedding", "zero_embedding") and len(rows) > 1:
-        embedded = _embed_groups(datas, taus, n_model, method)
-        return PreparedRows(embedded, np.stack([e[-1] for e in embedded]), split, mean, std, constant, first,
-                            nonstationary)  # fmt: skip
     embedded, x0 = [], []
     for i, (data, x, tau) in enumerate(zip(datas, init_rows, taus, strict=True)):
         e, start = embed_row(data, None if mean is None else mean[i], None if std is None else std[i], x, n_model,
@@ -243,27 +238,3 @@ def prepare_rows(batch: SeriesBatch, options: ForecastOptions, n_model: int, fas
         embedded.append(e)
         x0.append(start)
     return PreparedRows(embedded, np.stack(x0), split, mean, std, constant, first, nonstationary)
-
-
-def _embed_groups(datas: list[np.ndarray], taus: list[int | None], n_model: int, method: str) -> list[np.ndarray]:
-    """The positional or zero embedding of many rows, one concatenation per group of equal shape and period:
-    the same values as :func:`embed` row by row (each row a view into its group's array)."""
-    out: list[np.ndarray] = [np.empty(0)] * len(datas)
-    groups: dict[tuple, list[int]] = {}
-    for i, (data, tau) in enumerate(zip(datas, taus, strict=True)):
-        groups.setdefault((data.shape, data.dtype.str, tau), []).append(i)
-    for (shape, _, tau), members in groups.items():
-        if shape[0] < 2 or shape[1] >= n_model or (method == "pos_embedding" and tau is None):
-            for i in members:  # embed's own path: its checks, its messages, the period of one series
-                out[i] = embed_row(datas[i], None, None, None, n_model, method, np.random.default_rng(), tau)[0]
-            continue
-        block = np.stack([datas[i] for i in members])  # (G, T, n)
-        lifted = np.empty((len(members), shape[0], n_model), dtype=block.dtype)
-        lifted[:, :, : shape[1]] = block
-        if method == "pos_embedding":
-            lifted[:, :, shape[1] :] = positional_waves(shape[0], int(tau), n_model - shape[1]).astype(block.dtype)
-        else:
-            lifted[:, :, shape[1] :] = 0
-        for k, i in enumerate(members):
-            out[i] = lifted[k]
-    return out

@@ -264,28 +264,3 @@ def test_positional_taus_in_a_batch_equal_one_by_one():
     assert positional_taus(datas) == [positional_tau(d) for d in datas]
     sines = positional_taus([d[:, :1] for d in datas[:4]])  # a multiple of each sine's period beyond T // 10
     assert [tau % p for tau, p in zip(sines, (5, 11, 24, 40), strict=True)] == [0, 0, 0, 0] and min(sines) > 20
-
-
-@pytest.mark.parametrize("method", ["pos_embedding", "zero_embedding"])
-def test_grouped_embedding_equals_embed_row_by_row(method):
-    """prepare_rows embeds many rows by groups of equal shape and period: the same values as embed, row by row."""
-    from dynamix_forecasting.inputs import as_series_batch
-    from dynamix_forecasting.options import ForecastOptions
-    from dynamix_forecasting.preprocessing import embed
-    from dynamix_forecasting.rows import prepare_rows
-
-    rng = np.random.default_rng(2)
-    t = np.arange(120)
-    series = [np.sin(2 * np.pi * t[: 120 - 20 * (i % 2)] / (6 + i)) + rng.normal(0, 0.1, 120 - 20 * (i % 2))
-              for i in range(6)]  # fmt: skip
-    options = ForecastOptions(mode="dynamics", preprocessing_method=method).resolve(1)
-    prepared = prepare_rows(as_series_batch(series), options, 3, fast=True)
-    alone = [prepare_rows(as_series_batch([s]), options, 3, fast=True) for s in series]
-    for i, one in enumerate(alone):
-        np.testing.assert_array_equal(prepared.embedded[i][:, :1], one.embedded[0][:, :1])
-        expected = embed(one.embedded[0][:, :1], 3, method)  # the period of one series, found on its own
-        assert prepared.embedded[i].shape == (series[i].shape[0], 3)
-        np.testing.assert_array_equal(prepared.embedded[i], expected)
-        np.testing.assert_array_equal(prepared.x0[i], prepared.embedded[i][-1])
-    if method == "zero_embedding":
-        assert all((e[:, 1:] == 0).all() for e in prepared.embedded)
