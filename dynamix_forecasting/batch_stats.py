@@ -13,6 +13,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from .ragged import Ragged
+
 
 @njit(cache=True, nogil=True)
 def _stats(x):  # pragma: no cover - compiled
@@ -121,15 +123,15 @@ def standardize_aligned(
 
 
 @njit(cache=True, nogil=True)
-def _seasonal_rows(values, offsets, m, z, seasonal, multiplicative, indices):  # pragma: no cover - compiled
+def _seasonal_rows(values, starts, stops, m, z, seasonal, multiplicative, indices):  # pragma: no cover - compiled
     """The seasonality test and classical decomposition of each row (see ``seasonality.fit_adjustments``),
     every sum over the row's own values in a fixed order."""
     half = m // 2
     r = np.empty(m + 1)
     sums = np.empty(m)
     counts = np.empty(m)
-    for g in range(offsets.shape[0] - 1):
-        lo, hi = offsets[g], offsets[g + 1]
+    for g in range(starts.shape[0]):
+        lo, hi = starts[g], stops[g]
         n = hi - lo
         if n < 3 * m:
             continue
@@ -190,14 +192,13 @@ def _seasonal_rows(values, offsets, m, z, seasonal, multiplicative, indices):  #
                 indices[g, k] = sums[k]
 
 
-def seasonal_rows(series: list[np.ndarray], m: int, z: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """:func:`_seasonal_rows` of a list of 1-D series: ``(G,)`` seasonal and multiplicative flags, ``(G, m)``
-    indices (0 where not seasonal)."""
-    offsets = np.zeros(len(series) + 1, dtype=np.int64)
-    np.cumsum([y.shape[0] for y in series], out=offsets[1:])
-    values = np.ascontiguousarray(np.concatenate(series), dtype=np.float64)
-    seasonal = np.zeros(len(series), dtype=np.bool_)
-    multiplicative = np.zeros(len(series), dtype=np.bool_)
-    indices = np.zeros((len(series), m))
-    _seasonal_rows(values, offsets, m, z, seasonal, multiplicative, indices)
+def seasonal_rows(series: Ragged, m: int, z: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`_seasonal_rows` of 1-D series: ``(G,)`` seasonal and multiplicative flags, ``(G, m)`` indices (0
+    where not seasonal)."""
+    count = len(series)
+    seasonal = np.zeros(count, dtype=np.bool_)
+    multiplicative = np.zeros(count, dtype=np.bool_)
+    indices = np.zeros((count, m))
+    values = np.ascontiguousarray(series.values, dtype=np.float64)
+    _seasonal_rows(values, series.starts, series.stops, m, z, seasonal, multiplicative, indices)
     return seasonal, multiplicative, indices

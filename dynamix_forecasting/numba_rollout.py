@@ -59,6 +59,9 @@ if sys.platform.startswith("linux"):
 # 'nnan'/'ninf'), because a diverging forecast must stay visibly non-finite.
 _FASTMATH = {"reassoc", "contract", "arcp", "nsz"}
 _LOCK = threading.Lock()
+# Largest experts' product (J*M x M) computed by BLAS: OpenBLAS runs a matrix-vector product below
+# 2,304 x 4 = 9,216 entries on the calling thread (the kernel's threads must not each start a BLAS pool).
+_BLAS_MAX = 9000
 # Constants of the float32 exp (Cephes expf): ln 2 split in two, and the minimax polynomial of exp(r) on
 # |r| <= ln(2)/2. Arguments below -40 give weight 0 (see _attend).
 _LOG2E = np.float32(1.44269504088896341)
@@ -90,9 +93,22 @@ def _attend(frames, encoded, y, t0, inv_t1, logits, powers, emb):
         yn = y[n]
         for t in range(size):
             dist[t] += abs(fn[t] - yn)
-    top = np.float32(np.inf)
-    for t in range(size):
-        top = min(top, dist[t])
+    # Eight independent running minimums: a single chain of min() waits on each comparison in turn (min does
+    # not vectorize without giving up NaN semantics). The minimum of the same values, so the same bits.
+    m0 = m1 = m2 = m3 = m4 = m5 = m6 = m7 = np.float32(np.inf)
+    whole = size - size % 8
+    for t in range(0, whole, 8):
+        m0 = min(m0, dist[t])
+        m1 = min(m1, dist[t + 1])
+        m2 = min(m2, dist[t + 2])
+        m3 = min(m3, dist[t + 3])
+        m4 = min(m4, dist[t + 4])
+        m5 = min(m5, dist[t + 5])
+        m6 = min(m6, dist[t + 6])
+        m7 = min(m7, dist[t + 7])
+    for t in range(whole, size):
+        m0 = min(m0, dist[t])
+    top = min(min(min(m0, m1), min(m2, m3)), min(min(m4, m5), min(m6, m7)))
     mant = dist  # overwritten in place: the mantissa part of each weight
     pw = powers[t0:]
     for t in range(size):
@@ -134,6 +150,7 @@ def _kernel(
     n_dim, t_frames = frames.shape[1], encoded.shape[2]
     n_exp = a.shape[0]
     jm = w.shape[1]
+    blas = jm * m_dim <= _BLAS_MAX
     zero = np.float32(0.0)
     for b in prange(batch):
         c = ctx_index[b]
@@ -188,16 +205,20 @@ def _kernel(
             # The experts z' = A z + W phi(z) + h, mixed by the gate.
             for k in range(m_dim):
                 phi[k] = zb[k] if k < relu_from or zb[k] > zero else zero
-            # Every expert's W_j phi at once: w is (M, J*M) with w[q, j*M + k] = W_j[k, q], so this is
-            # one long contiguous axpy per latent unit q (vectorizes without horizontal sums).
-            for i in range(jm):
-                wphi[i] = zero
-            for q in range(m_dim):
-                pq = phi[q]
-                if pq != zero:
-                    col = w[q]
-                    for i in range(jm):
-                        wphi[i] += col[i] * pq
+            # Every expert's W_j phi at once: w is (M, J*M) with w[q, j*M + k] = W_j[k, q]. One BLAS
+            # matrix-vector product (it keeps partial sums in registers; a compiled axpy per q is bound by
+            # storing them), where the product is small enough that BLAS does not start threads of its own.
+            if blas:
+                np.dot(phi, w, wphi)
+            else:
+                for i in range(jm):
+                    wphi[i] = zero
+                for q in range(m_dim):
+                    pq = phi[q]
+                    if pq != zero:
+                        col = w[q]
+                        for i in range(jm):
+                            wphi[i] += col[i] * pq
             for k in range(m_dim):
                 znew[k] = zero
             for j in range(n_exp):
@@ -301,8 +322,13 @@ class NumbaStep:
             return np.ascontiguousarray(t.detach().cpu().numpy(), dtype=np.float32)
 
         # Only the contexts these rows use are prepared (a chunk of a large batch uses few of them).
-        used, ctx_index = torch.unique(rows, return_inverse=True)
-        frames = as32(contexts.index_select(0, used).transpose(1, 2))  # (S, N, T): channel-major, vectorizes
+        if rows.numel() == contexts.shape[0] and bool(torch.equal(rows, torch.arange(rows.numel()))):
+            used, ctx_index = rows, rows  # one row per context, in order (no copy of the contexts to select)
+            chosen = contexts
+        else:
+            used, ctx_index = torch.unique(rows, return_inverse=True)
+            chosen = contexts.index_select(0, used)
+        frames = as32(chosen.transpose(1, 2))  # (S, N, T): channel-major, vectorizes
         w = PackedWeights.of(model)
         # Padding sits at the start: the first real attention frame is T - length.
         first_ctx = (contexts.shape[1] - lengths.index_select(0, used)).cpu().numpy()

@@ -8,11 +8,13 @@ one compiled pass, :mod:`~dynamix_forecasting.batch_stats`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from .preprocessing import autocorrelation
+from .ragged import Ragged
 
 # One-sided 90 % normal quantile of the seasonality test (as in the M4 competition's benchmarks).
 SEASONALITY_Z = 1.645
@@ -112,7 +114,7 @@ class SeasonalAdjustments:
             return np.where(self.multiplicative[:, None], values * f, values + f)
 
 
-def fit_adjustments(series: list[np.ndarray], season_length: int) -> SeasonalAdjustments:
+def fit_adjustments(series: Sequence[np.ndarray] | Ragged, season_length: int) -> SeasonalAdjustments:
     """The seasonality test and classical decomposition of many series of one season length, vectorized.
 
     For each series: the test of :func:`is_seasonal` at lag ``m`` (at least three seasons); where it holds, a
@@ -128,8 +130,8 @@ def fit_adjustments(series: list[np.ndarray], season_length: int) -> SeasonalAdj
     count = len(series)
     if m <= 1 or count == 0:
         return SeasonalAdjustments(np.zeros(count, dtype=bool), np.zeros(count, dtype=bool), np.zeros((count, 1)))
-    seasonal, multiplicative, indices = seasonal_rows([np.asarray(y, dtype=np.float64) for y in series], m,
-                                                      SEASONALITY_Z)  # fmt: skip
+    rows = series if isinstance(series, Ragged) else Ragged.of([np.asarray(y, dtype=np.float64) for y in series])
+    seasonal, multiplicative, indices = seasonal_rows(rows, m, SEASONALITY_Z)
     # Unadjusted series keep neutral indices (1 divides, 0 subtracts), so adjust/restore may run on every row.
     indices[~seasonal] = np.where(multiplicative[~seasonal, None], 1.0, 0.0)
     return SeasonalAdjustments(seasonal, multiplicative, indices)

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .ragged import Ragged
 from .seasonality import fit_adjustments
 from .ts_distribution import (
     SHAPE_LEVELS,
@@ -52,9 +53,11 @@ RollFn = Callable[[np.ndarray, np.ndarray, np.ndarray, str, int | None], np.ndar
 # Multiplies the fitted error spread; chosen on the tuning half of the time-series track
 # (benchmarks/splits.py) so that the 10-90 % band covers about 80 % there (77 %, ties split).
 INTERVAL_SCALE = 1.6
-# Rolling-origin windows at the end of the history (five: tuning half 0.8657 / 0.6651 against three's 0.8657 /
-# 0.6706 and four's 0.8661 / 0.6713, with the guard and weight power 8).
-WINDOWS = 5
+# Rolling-origin windows at the end of the history. Four since the work-cut round of 2026-12-05 (issue 25; rule
+# declared before it: a cut is kept if tuning-half MASE and WQL each stay within +0.5 %): four windows and no
+# zero-embedding candidates on 8 or 128 points score 0.8615 / 0.6518 there against five windows' and all
+# candidates' 0.8657 / 0.6511, with a fifth less rollout work (benchmarks/results/ts-tuning/tuning-log.csv).
+WINDOWS = 4
 # Their length: as long as the history affords WINDOWS of them, in [WINDOW_MIN, WINDOW_MAX] steps. It depends on
 # each series' own history, never on the requested horizon, so the forecast of a step is the same whatever
 # longer horizon is asked for; steps beyond a window use the candidates' weights and the spread's fitted growth.
@@ -127,6 +130,9 @@ NAIVE2_CANDIDATE = False
 #: Sub-daily data (season of 24 or more steps) also gets the positional embedding at this many seasons (a week
 #: of days) over three such cycles, where the history holds them (0: off).
 SECOND_SEASON = 0
+#: Context lengths of the zero-embedding candidates without trend (8 and 128 were dropped in the work-cut round:
+#: see :data:`WINDOWS`).
+ZERO_CONTEXTS = (16, 32, 64)
 #: Also the median of the last two seasons (at least 8 points): a level for intermittent or noisy series.
 MEDIAN_CANDIDATE = True
 
@@ -134,12 +140,12 @@ MEDIAN_CANDIDATE = True
 def default_candidates(season_length: int) -> tuple[Candidate, ...]:
     """The candidates of the time-series mode (chosen on the tuning half).
 
-    Zero embedding on the last 8, 16, 32, 64 and 128 points, on 16 and 32 points also with half the
+    Zero embedding on the last 16, 32 and 64 points, on 16 and 32 points also with half the
     context's trend and on 32 with all of it; for seasonal data (``season_length > 1``) the positional
     embedding at the season length on the last 3 seasons (with no and half the trend) and 6 seasons; then
     naive, seasonal naive (seasonal data) and the median of the last two seasons (at least 8 points).
     """
-    out = [Candidate("zero_embedding", n, 0.0) for n in (8, 16, 32, 64, 128)]
+    out = [Candidate("zero_embedding", n, 0.0) for n in ZERO_CONTEXTS]
     out += [Candidate("zero_embedding", 16, 0.5), Candidate("zero_embedding", 32, 0.5)]
     out.append(Candidate("zero_embedding", 32, 1.0))
     if season_length > 1:
@@ -205,9 +211,9 @@ def forecast_time_series(
     """
     cands = tuple(candidates) if candidates is not None else default_candidates(season_length)
     windows = WINDOWS if windows is None else windows
-    ys = [np.asarray(h, dtype=np.float64) for h in histories]
+    ys = Ragged.of([np.asarray(h, dtype=np.float64) for h in histories])
     n_series, n_cands = len(ys), len(cands)
-    lengths = np.array([y.shape[0] for y in ys])
+    lengths = ys.lengths
     spans = window_lengths(lengths, season_length, windows)
     span = int(spans.max())
     # Origins: 0 is the forecast itself, j = 1..windows forecasts the j-th last window of the history.
@@ -223,24 +229,21 @@ def forecast_time_series(
     # Each history is rolled out as far as it is scored, in one call: the forecasts their horizon, the windows
     # their own length (a short window does not pay for a long one; the kernel stops each row at its steps).
     steps_needed = np.where(final, horizon, spans[sub_series])
-    points = _candidate_points(
-        [ys[sub_series[u]][: ends[u]] for u in range(len(sub_series))], steps_needed, roll, season_length, cands
-    )
+    points = _candidate_points(ys.prefixes(sub_series, ends), steps_needed, roll, season_length, cands)
     forecast = np.empty((n_cands, n_series, horizon))
     forecast[:, sub_series[final]] = points.values[:, final, :horizon]
     errors = np.full((n_cands, n_series, windows, span), np.nan)  # signed, data units; NaN beyond a window
     win = np.flatnonzero(~final)
     if win.size:
         # Each window's truth gathered from the concatenated histories (NaN beyond the window), all at once.
-        flat = np.concatenate(ys)
-        first = np.cumsum(lengths) - lengths
+        flat, first = ys.values, ys.starts
         reach = min(span, points.values.shape[2])
         k = np.arange(reach)
         inside = k[None, :] < spans[sub_series[win]][:, None]
         at = np.where(inside, first[sub_series[win]][:, None] + ends[win][:, None] + k[None, :], 0)
         truth = np.where(inside, flat[at], np.nan)
         errors[:, sub_series[win], sub_origin[win] - 1, :reach] = truth[None] - points.values[:, win, :reach]
-    scales = np.array([_scale(y, season_length) for y in ys])
+    scales = _scales(ys, season_length)
     has_windows = np.isfinite(errors[0, :, :, 0]).any(axis=1)
     # Candidate weights: inverse mean scaled absolute error over the windows (equal without windows).
     flat = np.abs(errors).reshape(n_cands, n_series, -1)
@@ -263,13 +266,13 @@ def forecast_time_series(
     weights = raw / total
     point = in_order(weights[:, :, None] * np.nan_to_num(forecast))
     # A constant history is forecast as that constant, exactly (no candidate's rounding).
-    constant = np.array([bool(np.ptp(y) == 0) for y in ys])
-    point[constant] = np.array([y[-1] for y, c in zip(ys, constant, strict=True) if c])[:, None]
+    constant = ys.reduce(np.maximum) == ys.reduce(np.minimum)
+    point[constant] = ys.last()[constant, None]
     combined = in_order(weights[:, :, None, None] * errors)  # the weighted forecast's errors
     unit = error_spread(combined, ys, max(horizon, span))
     spread = unit[:, :horizon] * interval_scale
     shape = error_shape(combined, unit[:, :span], SHAPE_PRIOR) if SHAPE_PRIOR else None
-    nonnegative = np.array([bool(np.all(y >= 0)) for y in ys])
+    nonnegative = ys.reduce(np.minimum) >= 0
     point = np.where(nonnegative[:, None], np.maximum(point, 0.0), point)  # a count or a price stays >= 0
     seasonal = np.zeros(n_series, dtype=bool)
     seasonal[sub_series[final]] = points.seasonal[final]
@@ -283,22 +286,19 @@ class _Points:
 
 
 def _candidate_points(
-    ys: list[np.ndarray], steps: np.ndarray, roll: RollFn, season_length: int, cands: Sequence[Candidate]
+    ys: Ragged, steps: np.ndarray, roll: RollFn, season_length: int, cands: Sequence[Candidate]
 ) -> _Points:
     """Every candidate's point forecast of every history ``steps[i]`` ahead (``(C, S, max steps)``; entries
     beyond a history's steps are unspecified): the season removed and put back, the candidate's context and
     trend, and one ``roll`` call per embedding for all (history, candidate) pairs."""
     n, m = len(ys), season_length
     horizon = int(steps.max())
-    lengths = np.array([y.shape[0] for y in ys])
+    lengths = ys.lengths
     adjustments = fit_adjustments(ys, m)
     # Only the last `width` points of each adjusted history are read (the candidates' contexts): one
     # right-aligned array of them (NaN before a short history's start).
     width = max(c.context_length for c in cands)
-    tails = np.full((n, width), np.nan)
-    for i, y in enumerate(ys):
-        tail = y[-width:]
-        tails[i, width - tail.shape[0] :] = tail
+    tails = ys.tails(width)
     start = lengths - width  # time step of column 0 (negative where the history is shorter)
     factors = adjustments.factors(start % max(m, 1), width)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -322,8 +322,23 @@ def _candidate_points(
             contexts[k, :, reach - cand.context_length :] = block - slopes[k][:, None] * t[None]
             sizes[k] = size
         period = (own_period or m) if method == "pos_embedding" else None
-        f = roll(contexts.reshape(-1, reach), sizes.reshape(-1), np.tile(steps, len(members)), method, period)
-        out[members] = f.reshape(len(members), n, horizon) + slopes[:, :, None] * ahead[None, None]
+        # Candidates with the same trend see the same context where a history is shorter than both their
+        # context lengths (then each is the whole history): it is rolled out once, as far as either needs (the
+        # rollout of a context does not depend on the others rolled out with it).
+        row = np.arange(len(members) * n).reshape(len(members), n)  # (candidate, history) -> rolled row
+        twin = row.copy()  # the row whose rollout each (candidate, history) takes: its own or an earlier twin's
+        for k in range(1, len(members)):
+            for k2 in range(k):
+                if cands[members[k2]].trend == cands[members[k]].trend:
+                    twin[k] = np.where((sizes[k2] == sizes[k]) & (twin[k] == row[k]), twin[k2], twin[k])
+        flat_twin = twin.reshape(-1)
+        own = np.flatnonzero(flat_twin == np.arange(flat_twin.size))
+        where = np.empty(flat_twin.size, dtype=np.int64)
+        where[own] = np.arange(own.size)
+        furthest = np.zeros(own.size, dtype=np.int64)
+        np.maximum.at(furthest, where[flat_twin], np.tile(steps, len(members)))
+        f = roll(contexts.reshape(-1, reach)[own], sizes.reshape(-1)[own], furthest, method, period)
+        out[members] = f[where[flat_twin]].reshape(len(members), n, horizon) + slopes[:, :, None] * ahead[None, None]
     for c, cand in enumerate(cands):
         if cand.method == "naive2":  # restored below with the DynaMix candidates
             out[c] = adjusted[:, -1:]
@@ -366,10 +381,16 @@ def _slopes(block: np.ndarray, t: np.ndarray) -> np.ndarray:
         return (dt * dy).sum(axis=1) / (dt * dt).sum(axis=1)
 
 
-def _scale(y: np.ndarray, season_length: int) -> float:
-    """Mean absolute seasonal difference (lag 1 where the series is shorter than a season); 1 if zero."""
-    lag = season_length if y.shape[0] > season_length else 1
-    if y.shape[0] <= lag:
-        return 1.0
-    value = float(np.mean(np.abs(y[lag:] - y[:-lag])))
-    return value if value > 0 else 1.0
+def _scales(ys: Ragged, season_length: int) -> np.ndarray:
+    """``(S,)`` each history's mean absolute seasonal difference (lag 1 where it is shorter than a season; 1
+    where there is none or it is zero), the unit of the candidates' errors."""
+    lags = np.where(ys.lengths > season_length, season_length, 1)
+    t = np.arange(ys.values.shape[0])
+    owner = np.repeat(np.arange(len(ys)), ys.lengths)  # the history of each value
+    lag = lags[owner]
+    inside = t - lag >= ys.starts[owner]  # the value a lag earlier is of the same history
+    diffs = np.where(inside, np.abs(ys.values - ys.values[np.where(inside, t - lag, t)]), 0.0)
+    counts = ys.lengths - lags
+    with np.errstate(invalid="ignore", divide="ignore"):
+        value = np.add.reduceat(diffs, ys.starts) / counts if len(ys) else np.empty(0)
+    return np.where((counts > 0) & (value > 0), value, 1.0)

@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from .ragged import Ragged
+
 # Step-to-step correlation of the forecast errors where a series has no rolling-origin windows to measure it.
 DEFAULT_PERSISTENCE = 0.9
 
@@ -175,7 +177,7 @@ def in_order(values: np.ndarray) -> np.ndarray:
     return total
 
 
-def error_spread(errors: np.ndarray, ys: list[np.ndarray], horizon: int) -> np.ndarray:
+def error_spread(errors: np.ndarray, ys: Ragged | Sequence[np.ndarray], horizon: int) -> np.ndarray:
     """``(S, H)`` error scale ``a k^b`` per series from its rolling-origin errors ``(S, W, L)`` (NaN where a
     window ends or is missing), fitted on the windows' steps and evaluated at the ``H`` steps ahead.
 
