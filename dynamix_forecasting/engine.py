@@ -111,8 +111,8 @@ def roll_rows(
     lengths_t = torch.as_tensor(lengths, dtype=torch.int64, device=device)
     x0_t = torch.as_tensor(x0, dtype=torch.float32, device=device)
     # Each row's divergence scale: its context's largest absolute standardized value (padding is 0).
-    low, high = torch.aminmax(contexts.reshape(n_rows, t_len * n_model), dim=1)  # one pass, no |x| temporary
-    scale = torch.maximum(high, -low).clamp_min(1.0)
+    # max |x| as max(max x, -min x): two vectorized reductions, no |x| temporary (torch.aminmax is slower)
+    scale = torch.maximum(contexts.amax(dim=(1, 2)), -contexts.amin(dim=(1, 2))).clamp_min(1.0)
     # Rows are sample-major: row k * R + r is sample k of series r; rows share their series' context.
     rows = n_rows * num_samples
     row_ctx = torch.arange(n_rows, device=device).repeat(num_samples)

@@ -11,7 +11,15 @@ import pytest
 from dynamix_forecasting import DynaMixPipeline
 from dynamix_forecasting.adapter_parameters import season_length_from_freq
 from dynamix_forecasting.seasonality import fit_adjustment, is_seasonal
-from dynamix_forecasting.timeseries import default_candidates, forecast_time_series, laplace_quantile
+from dynamix_forecasting.ragged import Ragged
+from dynamix_forecasting.timeseries import (
+    WINDOWS,
+    Candidate,
+    default_candidates,
+    forecast_time_series,
+    laplace_quantile,
+    window_lengths,
+)
 
 
 def _seasonal(n: int = 120, m: int = 12, seed: int = 0) -> np.ndarray:
@@ -51,6 +59,40 @@ def _oracle_roll(contexts, lengths, steps, method, period):
     return out
 
 
+def test_ragged_rows_tails_and_reductions():
+    rows = Ragged.of([np.array([1.0, 2.0, 3.0]), np.array([5.0]), np.array([-1.0, 4.0])])
+    np.testing.assert_array_equal(rows[2], [-1.0, 4.0])
+    np.testing.assert_array_equal(rows.tails(2), [[2.0, 3.0], [np.nan, 5.0], [-1.0, 4.0]])
+    np.testing.assert_array_equal(rows.reduce(np.minimum), [1.0, 5.0, -1.0])
+    np.testing.assert_array_equal(rows.last(), [3.0, 5.0, 4.0])
+    prefixes = rows.prefixes(np.array([0, 2, 0]), np.array([2, 1, 1]))
+    np.testing.assert_array_equal(prefixes.tails(2), [[1.0, 2.0], [np.nan, -1.0], [np.nan, 1.0]])
+
+
+def test_candidates_sharing_a_context_are_rolled_out_once():
+    """A history shorter than several candidates' contexts is all of each: one rollout serves them all, as
+    far as the furthest needs, and each gets exactly that forecast."""
+    calls = []
+
+    def roll(contexts, lengths, steps, method, period):
+        calls.append((method, contexts.shape[0], steps.copy()))
+        # a forecast that depends on the whole context (its sum) and the step, never on the other rows
+        total = np.nansum(contexts, axis=1, keepdims=True)
+        return total + np.arange(1, int(steps.max()) + 1)[None] * 0.01 * lengths[:, None]
+
+    y = np.random.default_rng(3).normal(10, 1, 12)  # shorter than the 16-, 32- and 64-point contexts
+    fc = forecast_time_series([y], 5, roll, 1)
+    labels = [c.label for c in fc.candidates]
+    ((method, rows, steps),) = calls
+    # Two histories (the forecast's 12 points, one 4-step window's first 8), each with three distinct contexts:
+    # zero16/32/64 without trend, with half the trend (16, 32), and 32 with all of it.
+    assert method == "zero_embedding" and rows == 6
+    assert sorted(steps.tolist()) == [4, 4, 4, 5, 5, 5]
+    weights = dict(zip(labels, fc.weights[:, 0], strict=True))
+    assert weights["zero16_trend0"] == weights["zero32_trend0"] == weights["zero64_trend0"]
+    assert weights["zero16_trend0.5"] == weights["zero32_trend0.5"] != weights["zero32_trend1"]
+
+
 def test_recipe_with_a_naive_model_is_naive2_and_calibrated():
     y = _seasonal(n=144)
     fc = forecast_time_series([y], 12, _oracle_roll, 12)
@@ -58,8 +100,8 @@ def test_recipe_with_a_naive_model_is_naive2_and_calibrated():
     naive2 = adj.restore(np.full(12, adj.adjust(y)[-1]), len(y))
     # Every candidate is the naive forecast of the adjusted series (trend candidates add their slope).
     flat = [c.trend == 0 for c in fc.candidates]
-    # 8 zero-embedding and 3 positional candidates, naive, seasonal naive and the recent median
-    assert len(fc.candidates) == len(default_candidates(12)) == 14
+    # 6 zero-embedding and 3 positional candidates, naive, seasonal naive and the recent median
+    assert len(fc.candidates) == len(default_candidates(12)) == 12
     assert [c.label for c in fc.candidates[-3:]] == ["naive", "seasonal_naive", "recent_median"]
     np.testing.assert_allclose(fc.weights.sum(0), 1.0)
     q = fc.quantiles([0.1, 0.5, 0.9])
@@ -88,7 +130,8 @@ def test_guard_candidates_take_over_where_they_win():
     assert int(np.argmax(fc.weights[:, 1])) == labels.index("naive")  # the largest weight
     # intermittent demand: mostly zeros, the recent median (0) beats the last value and the season
     counts = np.where(rng.random(120) < 0.15, rng.integers(1, 9, 120), 0).astype(float)
-    counts[-1] = 7.0
+    span = int(window_lengths(np.array([120]), 1, WINDOWS)[0])
+    counts[120 - span * np.arange(WINDOWS + 1) - 1] = 7.0  # a spike just before every origin: naive pays for it
     fc = forecast_time_series([counts], 6, mean_roll, 1)
     labels = [c.label for c in fc.candidates]
     assert int(np.argmax(fc.weights[:, 0])) == labels.index("recent_median")
@@ -102,7 +145,8 @@ def test_guard_candidates_take_over_where_they_win():
 def test_error_shape_follows_the_series_own_errors():
     t = np.arange(150, dtype=float)
     rising = 10.0 + 0.5 * t + np.random.default_rng(0).normal(0, 0.2, 150)  # a flat forecast is always too low
-    fc = forecast_time_series([rising], 8, _oracle_roll, 1)
+    flat_only = [Candidate("zero_embedding", 16, 0.0), Candidate("naive", 1, 0.0)]  # no trend candidate
+    fc = forecast_time_series([rising], 8, _oracle_roll, 1, candidates=flat_only)
     assert fc.shape is not None and np.all(np.diff(fc.shape[0]) >= 0)
     q = fc.quantiles([0.1, 0.5, 0.9])[:, 0]
     assert np.all(q[1] > fc.point[0])  # skewed up, as the errors were
