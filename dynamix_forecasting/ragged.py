@@ -43,7 +43,7 @@ class Ragged:
     def __len__(self) -> int:
         return int(self.starts.shape[0])
 
-    def __getitem__(self, g: int) -> np.ndarray:
+    def __getitem__(self, g: int | np.integer) -> np.ndarray:
         return self.values[self.starts[g] : self.starts[g] + self.lengths[g]]
 
     @property

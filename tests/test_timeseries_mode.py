@@ -10,8 +10,8 @@ import pytest
 
 from dynamix_forecasting import DynaMixPipeline
 from dynamix_forecasting.adapter_parameters import season_length_from_freq
-from dynamix_forecasting.seasonality import fit_adjustment, is_seasonal
 from dynamix_forecasting.ragged import Ragged
+from dynamix_forecasting.seasonality import fit_adjustment, is_seasonal
 from dynamix_forecasting.timeseries import (
     WINDOWS,
     Candidate,
