@@ -210,7 +210,7 @@ def error_spread(errors: np.ndarray, ys: Ragged | Sequence[np.ndarray], horizon:
     a = row_sum(scaled.reshape(scaled.shape[0], -1)) / np.maximum(counted, 1)
     out = a[:, None] * ahead[None] ** b[:, None]
     for i in np.flatnonzero(counted == 0):
-        y = ys[i]
+        y = ys[int(i)]
         diffs = np.diff(y) if y.shape[0] > 1 else np.zeros(1)
         out[i] = float(np.mean(np.abs(diffs))) * np.sqrt(ahead)
     return out
