@@ -108,10 +108,14 @@ class SeasonalAdjustments:
     def restore(self, values: np.ndarray, start: np.ndarray) -> np.ndarray:
         """Put the season back on ``values`` ``(..., G, H)`` whose first step is time step ``start``."""
         f = self.factors(start, values.shape[-1])
-        # both branches are computed (one is kept); a diverged candidate's inf times an additive row's zero
-        # offset would warn, and that candidate is weighted out anyway
+        # One multiply and one add per value: x * f + 0 where multiplicative, x * 1 + f where additive (the same
+        # numbers as x * f and x + f); a diverged candidate may overflow, and is weighted out anyway.
+        scale = np.where(self.multiplicative[:, None], f, 1.0)
+        shift = np.where(self.multiplicative[:, None], 0.0, f)
         with np.errstate(invalid="ignore", over="ignore"):
-            return np.where(self.multiplicative[:, None], values * f, values + f)
+            out = values * scale
+            out += shift
+        return out
 
 
 def fit_adjustments(series: Sequence[np.ndarray] | Ragged, season_length: int) -> SeasonalAdjustments:

@@ -343,9 +343,8 @@ def _candidate_points(
         if cand.method == "naive2":  # restored below with the DynaMix candidates
             out[c] = adjusted[:, -1:]
     seasonal = adjustments.seasonal
-    if seasonal.any():
-        restored = adjustments.restore(out, lengths)
-        out = np.where(seasonal[None, :, None], restored, out)
+    if seasonal.any():  # unadjusted histories have neutral indices (1 or 0): restoring leaves them as they are
+        out = adjustments.restore(out, lengths)
     for c, cand in enumerate(cands):  # the baselines read the raw history
         if cand.method == "recent_median":
             recent = tails[:, tails.shape[1] - cand.context_length :]
