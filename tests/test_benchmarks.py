@@ -192,3 +192,18 @@ def test_regenerated_trajectory_matches_the_stored_one():
     regenerated = bench_data.regenerate_dysts("Lorenz")  # DOP853, rtol = atol = 1e-10, 50 points per period
     assert regenerated.shape == stored.shape
     np.testing.assert_allclose(regenerated[:500], stored[:500], atol=1e-4 * stored.std())
+
+
+def test_fill_missing_all_is_fill_missing_of_each_history():
+    from benchmarks.models import fill_missing, fill_missing_all
+
+    rng = np.random.default_rng(0)
+    histories = [np.where(rng.random(n) < 0.3, np.nan, rng.normal(size=n)) for n in rng.integers(1, 30, 300)]
+    histories[0][:] = np.nan  # all missing: zeros
+    filled = fill_missing_all(histories)
+    assert len(filled) == len(histories)
+    for got, history in zip(filled, histories, strict=True):
+        np.testing.assert_array_equal(got, fill_missing(history))
+    assert np.all(filled[0] == 0.0)
+    complete = [np.arange(3.0), np.ones(2)]
+    assert fill_missing_all(complete) is complete
