@@ -202,3 +202,21 @@ def seasonal_rows(series: Ragged, m: int, z: float) -> tuple[np.ndarray, np.ndar
     values = np.ascontiguousarray(series.values, dtype=np.float64)
     _seasonal_rows(values, series.starts, series.stops, m, z, seasonal, multiplicative, indices)
     return seasonal, multiplicative, indices
+
+
+@njit(cache=True, nogil=True)
+def _sums_in_order(rows, out):  # pragma: no cover - compiled
+    for r in range(rows.shape[0]):
+        total = 0.0
+        for k in range(rows.shape[1]):
+            total += rows[r, k]
+        out[r] = total
+
+
+def sums_in_order(values: np.ndarray) -> np.ndarray:
+    """The sum along the last axis of float64 ``values``, added left to right (the numbers of
+    ``np.cumsum(values, axis=-1)[..., -1]``, without its temporary)."""
+    rows = np.ascontiguousarray(values, dtype=np.float64).reshape(-1, values.shape[-1])
+    out = np.empty(rows.shape[0])
+    _sums_in_order(rows, out)
+    return out.reshape(values.shape[:-1])

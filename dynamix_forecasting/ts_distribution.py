@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from .batch_stats import sums_in_order
 from .ragged import Ragged
 
 # Step-to-step correlation of the forecast errors where a series has no rolling-origin windows to measure it.
@@ -161,7 +162,9 @@ def error_persistence(errors: np.ndarray) -> np.ndarray:
 def row_sum(values: np.ndarray) -> np.ndarray:
     """The sum along the last axis, added in order: unlike numpy's pairwise sums it does not change with padding
     at the end (the windows' NaN-as-zero beyond a series' own window length, set by the other series)."""
-    return np.cumsum(values, axis=-1)[..., -1]
+    if values.shape[-1] == 0:
+        return np.zeros(values.shape[:-1])
+    return sums_in_order(values)
 
 
 def in_order(values: np.ndarray) -> np.ndarray:

@@ -307,3 +307,14 @@ def test_quantiles_are_calibrated_on_random_walks(pipeline):
     coverage = [(truth <= q[:, :, k]).mean() for k in range(len(levels))]
     np.testing.assert_allclose(coverage, levels, atol=0.1)
     assert 0.7 <= coverage[-1] - coverage[0] <= 0.95
+
+
+def test_chunks_of_series_give_the_same_forecasts_and_weights(pipeline, monkeypatch):
+    import dynamix_forecasting.timeseries_mode as ts_mode
+
+    histories = [_seasonal(n=60 + 7 * i, seed=i) for i in range(9)]
+    whole = pipeline.predict_quantiles(histories, 6, [0.1, 0.5, 0.9], mode="time_series", season_length=12)
+    monkeypatch.setattr(ts_mode, "TS_CHUNK_SERIES", 4)  # chunks of 4, 4 and 1 series
+    chunked = pipeline.predict_quantiles(histories, 6, [0.1, 0.5, 0.9], mode="time_series", season_length=12)
+    for a, b in zip(whole, chunked, strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
