@@ -14,6 +14,7 @@ import argparse
 from pathlib import Path
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
@@ -77,6 +78,8 @@ def figure(output: Path) -> None:
         ax.axhline(held.loc[("per_channel", context), metric], color="C1", ls="--", label="release, per channel")
         ax.axhline(held.loc[("parroting", context), metric], color="C2", ls=":", label="parroting")
         ax.set_xscale("log")
+        ax.set_xticks(counts, [str(c) for c in counts])
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.set_xlabel("training systems (6-D)")
         ax.set_title(f"{metric}, C = {context}")
     axes[0].set_ylabel("median over 24 held-out systems")
