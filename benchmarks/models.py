@@ -27,14 +27,11 @@ Q = np.asarray(QUANTILES)
 
 def fill_missing(history: np.ndarray) -> np.ndarray:
     """Missing values as fev fills them for models that cannot take NaNs: forward fill, then zeros (leading NaNs)."""
-    if np.isfinite(history).all():
-        return history
-    filled = pd.Series(history).ffill().to_numpy()
-    return np.nan_to_num(filled, nan=0.0)
+    return fill_missing_all([history])[0]
 
 
 def fill_missing_all(histories: list[np.ndarray]) -> list[np.ndarray]:
-    """:func:`fill_missing` of every history, in one pass over their concatenation (the same values)."""
+    """:func:`fill_missing` of every history, in one pass over their concatenation."""
     flat = np.concatenate(histories)
     valid = np.isfinite(flat)
     if valid.all():

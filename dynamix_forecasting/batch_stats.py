@@ -216,6 +216,8 @@ def _sums_in_order(rows, out):  # pragma: no cover - compiled
 def sums_in_order(values: np.ndarray) -> np.ndarray:
     """The sum along the last axis of float64 ``values``, added left to right (the numbers of
     ``np.cumsum(values, axis=-1)[..., -1]``, without its temporary)."""
+    if values.shape[-1] == 0:
+        return np.zeros(values.shape[:-1])
     rows = np.ascontiguousarray(values, dtype=np.float64).reshape(-1, values.shape[-1])
     out = np.empty(rows.shape[0])
     _sums_in_order(rows, out)

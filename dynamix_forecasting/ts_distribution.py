@@ -162,8 +162,6 @@ def error_persistence(errors: np.ndarray) -> np.ndarray:
 def row_sum(values: np.ndarray) -> np.ndarray:
     """The sum along the last axis, added in order: unlike numpy's pairwise sums it does not change with padding
     at the end (the windows' NaN-as-zero beyond a series' own window length, set by the other series)."""
-    if values.shape[-1] == 0:
-        return np.zeros(values.shape[:-1])
     return sums_in_order(values)
 
 

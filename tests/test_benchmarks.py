@@ -194,7 +194,9 @@ def test_regenerated_trajectory_matches_the_stored_one():
     np.testing.assert_allclose(regenerated[:500], stored[:500], atol=1e-4 * stored.std())
 
 
-def test_fill_missing_all_is_fill_missing_of_each_history():
+def test_fill_missing_all_is_fev_forward_fill_of_each_history():
+    import pandas as pd
+
     from benchmarks.models import fill_missing, fill_missing_all
 
     rng = np.random.default_rng(0)
@@ -203,7 +205,9 @@ def test_fill_missing_all_is_fill_missing_of_each_history():
     filled = fill_missing_all(histories)
     assert len(filled) == len(histories)
     for got, history in zip(filled, histories, strict=True):
-        np.testing.assert_array_equal(got, fill_missing(history))
+        expected = np.nan_to_num(pd.Series(history).ffill().to_numpy(), nan=0.0)  # fev: forward fill, then 0
+        np.testing.assert_array_equal(got, expected)
+        np.testing.assert_array_equal(fill_missing(history), expected)
     assert np.all(filled[0] == 0.0)
     complete = [np.arange(3.0), np.ones(2)]
     assert fill_missing_all(complete) is complete
